@@ -1,0 +1,422 @@
+//! Configuration: command-line flags, `LATCHKEYD_*` environment variables and an optional TOML
+//! or YAML file, merged once (flags > environment > file > defaults) and validated into
+//! [`Config`]. Every key is listed in `docs/configuration.md`.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use url::Url;
+
+use latchkey_proto::methods;
+
+/// Settings as given: every field optional. The same struct is parsed from flags/environment
+/// (clap) and from the config file (serde), so a key has one name everywhere.
+#[derive(Debug, Default, Clone, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct Settings {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "LATCHKEYD_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// URL browsers and CLIs are told to use; the issuer is derived from it [default:
+    /// http://<listen>].
+    #[arg(long, env = "LATCHKEYD_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Database: `sqlite://path` (created if missing) or `postgres://...` [default:
+    /// sqlite://latchkey.db].
+    #[arg(long, env = "LATCHKEYD_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Access token lifetime in seconds [default: 3600].
+    #[arg(long, env = "LATCHKEYD_ACCESS_TOKEN_TTL", value_name = "SECS")]
+    pub access_token_ttl: Option<u64>,
+    /// Refresh token idle lifetime in seconds: a session unused this long ends [default:
+    /// 2592000, 30 days].
+    #[arg(long, env = "LATCHKEYD_REFRESH_TOKEN_TTL", value_name = "SECS")]
+    pub refresh_token_ttl: Option<u64>,
+    /// Device code lifetime in seconds [default: 600].
+    #[arg(long, env = "LATCHKEYD_DEVICE_CODE_TTL", value_name = "SECS")]
+    pub device_code_ttl: Option<u64>,
+    /// Minimum device polling interval in seconds [default: 5].
+    #[arg(long, env = "LATCHKEYD_DEVICE_POLL_INTERVAL", value_name = "SECS")]
+    pub device_poll_interval: Option<u64>,
+    /// Web sign-in lifetime in seconds [default: 1209600, 14 days].
+    #[arg(long, env = "LATCHKEYD_WEB_SESSION_TTL", value_name = "SECS")]
+    pub web_session_ttl: Option<u64>,
+    /// `aud` of access tokens: the API that accepts them [default: the public URL].
+    #[arg(long, env = "LATCHKEYD_AUDIENCE", value_name = "URI")]
+    pub audience: Option<String>,
+    /// Oldest CLI version allowed; older CLIs get 426 Upgrade Required.
+    #[arg(long, env = "LATCHKEYD_MIN_CLI_VERSION", value_name = "SEMVER")]
+    pub min_cli_version: Option<String>,
+    /// Where users download the CLI.
+    #[arg(long, env = "LATCHKEYD_DOWNLOAD_URL", value_name = "URL")]
+    pub download_url: Option<String>,
+    /// Whether anyone may create an account on /signup [default: true].
+    #[arg(long, env = "LATCHKEYD_ALLOW_SIGNUP", value_name = "BOOL")]
+    pub allow_signup: Option<bool>,
+    /// Login methods offered to CLIs, comma separated, preferred first [default: device].
+    #[arg(
+        long,
+        env = "LATCHKEYD_LOGIN_METHODS",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    pub login_methods: Option<Vec<String>>,
+    /// Log format: `text` or `json` [default: text].
+    #[arg(long, env = "LATCHKEYD_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Password hashes computed at once; further sign-ins wait, and are refused when too many
+    /// wait [default: number of CPUs].
+    #[arg(long, env = "LATCHKEYD_HASH_CONCURRENCY", value_name = "N")]
+    pub hash_concurrency: Option<usize>,
+}
+
+impl Settings {
+    /// Fills every unset field from `other` (lower precedence).
+    pub fn or(self, other: Settings) -> Settings {
+        Settings {
+            listen: self.listen.or(other.listen),
+            public_url: self.public_url.or(other.public_url),
+            database_url: self.database_url.or(other.database_url),
+            access_token_ttl: self.access_token_ttl.or(other.access_token_ttl),
+            refresh_token_ttl: self.refresh_token_ttl.or(other.refresh_token_ttl),
+            device_code_ttl: self.device_code_ttl.or(other.device_code_ttl),
+            device_poll_interval: self.device_poll_interval.or(other.device_poll_interval),
+            web_session_ttl: self.web_session_ttl.or(other.web_session_ttl),
+            audience: self.audience.or(other.audience),
+            min_cli_version: self.min_cli_version.or(other.min_cli_version),
+            download_url: self.download_url.or(other.download_url),
+            allow_signup: self.allow_signup.or(other.allow_signup),
+            login_methods: self.login_methods.or(other.login_methods),
+            log_format: self.log_format.or(other.log_format),
+            hash_concurrency: self.hash_concurrency.or(other.hash_concurrency),
+        }
+    }
+
+    /// Reads a settings file; the format follows the extension (`.toml`, `.yaml`/`.yml`).
+    pub fn from_file(path: &std::path::Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        let parsed = match ext {
+            "toml" => toml::from_str(&text).map_err(|e| e.to_string()),
+            "yaml" | "yml" => yaml_serde::from_str(&text).map_err(|e| e.to_string()),
+            _ => Err("the file name must end in .toml, .yaml or .yml".to_owned()),
+        };
+        parsed.map_err(|reason| ConfigError::File {
+            path: path.to_owned(),
+            reason,
+        })
+    }
+}
+
+/// Which database engine a URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite (the default).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// The public URL, when set; otherwise derived from the bound address at start.
+    pub public_url: Option<Url>,
+    /// Database URL.
+    pub database_url: String,
+    /// Engine selected by the database URL.
+    pub backend: Backend,
+    /// Access token lifetime, seconds.
+    pub access_token_ttl: i64,
+    /// Refresh token idle lifetime, seconds.
+    pub refresh_token_ttl: i64,
+    /// Device code lifetime, seconds.
+    pub device_code_ttl: i64,
+    /// Device polling interval, seconds.
+    pub device_poll_interval: i64,
+    /// Web session lifetime, seconds.
+    pub web_session_ttl: i64,
+    /// Access token audience; `None` means the public URL.
+    pub audience: Option<String>,
+    /// Minimum CLI version (validated `MAJOR.MINOR.PATCH`).
+    pub min_cli_version: Option<String>,
+    /// CLI download URL.
+    pub download_url: Option<String>,
+    /// Whether /signup is open.
+    pub allow_signup: bool,
+    /// Login methods offered to CLIs.
+    pub login_methods: Vec<String>,
+    /// Emit JSON logs.
+    pub json_logs: bool,
+    /// Concurrent password hashes.
+    pub hash_concurrency: usize,
+}
+
+/// A configuration problem, phrased for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value is invalid.
+    #[error("invalid {key}: {reason}")]
+    Invalid {
+        /// The setting.
+        key: &'static str,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// The settings file could not be read or parsed.
+    #[error("cannot use config file {}: {reason}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+fn secs(key: &'static str, v: Option<u64>, default: u64, min: u64) -> Result<i64, ConfigError> {
+    let v = v.unwrap_or(default);
+    if v < min || v > 10 * 365 * 86_400 {
+        return Err(invalid(
+            key,
+            format!("{v} is out of range (at least {min} seconds)"),
+        ));
+    }
+    i64::try_from(v).map_err(|_| invalid(key, "too large"))
+}
+
+/// Parses `MAJOR.MINOR.PATCH` (a leading `v` and a `-pre` suffix are tolerated).
+pub fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
+    let v = v.trim().trim_start_matches('v');
+    let core = v.split(['-', '+']).next()?;
+    let mut it = core.split('.');
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next().unwrap_or("0").parse().ok()?;
+    let patch = it.next().unwrap_or("0").parse().ok()?;
+    if it.next().is_some() {
+        return None;
+    }
+    Some((major, minor, patch))
+}
+
+impl Config {
+    /// Validates merged settings.
+    pub fn from_settings(s: Settings) -> Result<Config, ConfigError> {
+        let listen_raw = s.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen: SocketAddr = listen_raw.parse().map_err(|_| {
+            invalid(
+                "listen",
+                format!("`{listen_raw}` is not an address like 127.0.0.1:8080"),
+            )
+        })?;
+        let public_url = match s.public_url {
+            None => None,
+            Some(raw) => {
+                let u =
+                    Url::parse(&raw).map_err(|e| invalid("public_url", format!("`{raw}`: {e}")))?;
+                if !matches!(u.scheme(), "http" | "https") || u.host().is_none() {
+                    return Err(invalid("public_url", "must be an http:// or https:// URL"));
+                }
+                if u.query().is_some() || u.fragment().is_some() {
+                    return Err(invalid("public_url", "must not have a query or fragment"));
+                }
+                Some(u)
+            }
+        };
+        let database_url = s
+            .database_url
+            .unwrap_or_else(|| "sqlite://latchkey.db".into());
+        let backend = if database_url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://")
+        {
+            Backend::Postgres
+        } else {
+            return Err(invalid(
+                "database_url",
+                "use sqlite://PATH (for example sqlite://latchkey.db) or postgres://USER@HOST/DB",
+            ));
+        };
+        let min_cli_version = match s.min_cli_version {
+            Some(v) if parse_version(&v).is_none() => {
+                return Err(invalid(
+                    "min_cli_version",
+                    format!("`{v}` is not a version like 1.2.3"),
+                ));
+            }
+            other => other,
+        };
+        let login_methods = s
+            .login_methods
+            .unwrap_or_else(|| vec![methods::DEVICE.to_owned()]);
+        let known = [methods::DEVICE];
+        for m in &login_methods {
+            if !known.contains(&m.as_str()) {
+                return Err(invalid(
+                    "login_methods",
+                    format!(
+                        "unknown or unavailable method `{m}`; available: {}",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+        if login_methods.is_empty() {
+            return Err(invalid("login_methods", "enable at least one method"));
+        }
+        let json_logs = match s.log_format.as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => {
+                return Err(invalid(
+                    "log_format",
+                    format!("`{other}`: use text or json"),
+                ));
+            }
+        };
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let hash_concurrency = s.hash_concurrency.unwrap_or(cpus);
+        if hash_concurrency == 0 || hash_concurrency > 256 {
+            return Err(invalid("hash_concurrency", "must be between 1 and 256"));
+        }
+        Ok(Config {
+            listen,
+            public_url,
+            database_url,
+            backend,
+            access_token_ttl: secs("access_token_ttl", s.access_token_ttl, 3600, 10)?,
+            refresh_token_ttl: secs("refresh_token_ttl", s.refresh_token_ttl, 30 * 86_400, 60)?,
+            device_code_ttl: secs("device_code_ttl", s.device_code_ttl, 600, 30)?,
+            device_poll_interval: secs("device_poll_interval", s.device_poll_interval, 5, 1)?,
+            web_session_ttl: secs("web_session_ttl", s.web_session_ttl, 14 * 86_400, 60)?,
+            audience: s.audience,
+            min_cli_version,
+            download_url: s.download_url,
+            allow_signup: s.allow_signup.unwrap_or(true),
+            login_methods,
+            json_logs,
+            hash_concurrency,
+        })
+    }
+
+    /// Defaults, for tests and embedding: a SQLite database at `database_url`, port 0.
+    pub fn for_database(database_url: impl Into<String>) -> Config {
+        #[allow(clippy::expect_used)]
+        Config::from_settings(Settings {
+            listen: Some("127.0.0.1:0".into()),
+            database_url: Some(database_url.into()),
+            ..Settings::default()
+        })
+        .expect("default settings are valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_settings(Settings::default()).expect("defaults");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://latchkey.db");
+        assert_eq!(c.access_token_ttl, 3600);
+        assert_eq!(c.device_code_ttl, 600);
+        assert_eq!(c.device_poll_interval, 5);
+        assert_eq!(c.login_methods, vec!["device"]);
+    }
+
+    #[test]
+    fn precedence_flags_over_file() {
+        let flags = Settings {
+            listen: Some("127.0.0.1:9000".into()),
+            ..Settings::default()
+        };
+        let file: Settings =
+            toml::from_str("listen = \"0.0.0.0:1\"\naccess_token_ttl = 60\n").expect("toml");
+        let merged = flags.or(file);
+        assert_eq!(merged.listen.as_deref(), Some("127.0.0.1:9000"));
+        assert_eq!(merged.access_token_ttl, Some(60));
+    }
+
+    #[test]
+    fn yaml_and_unknown_keys() {
+        let y: Settings =
+            yaml_serde::from_str("public_url: https://auth.example.com\n").expect("yaml");
+        assert_eq!(y.public_url.as_deref(), Some("https://auth.example.com"));
+        assert!(toml::from_str::<Settings>("lisen = \"x\"").is_err());
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let bad = |s: Settings| Config::from_settings(s).expect_err("invalid").to_string();
+        assert!(
+            bad(Settings {
+                listen: Some("nope".into()),
+                ..Default::default()
+            })
+            .contains("listen")
+        );
+        assert!(
+            bad(Settings {
+                database_url: Some("mysql://x".into()),
+                ..Default::default()
+            })
+            .contains("sqlite://")
+        );
+        assert!(
+            bad(Settings {
+                public_url: Some("ftp://x".into()),
+                ..Default::default()
+            })
+            .contains("http")
+        );
+        assert!(
+            bad(Settings {
+                min_cli_version: Some("banana".into()),
+                ..Default::default()
+            })
+            .contains("version")
+        );
+        assert!(
+            bad(Settings {
+                access_token_ttl: Some(1),
+                ..Default::default()
+            })
+            .contains("access_token_ttl")
+        );
+        assert!(
+            bad(Settings {
+                login_methods: Some(vec!["carrier-pigeon".into()]),
+                ..Default::default()
+            })
+            .contains("carrier-pigeon")
+        );
+        let pg = Config::from_settings(Settings {
+            database_url: Some("postgres://u@h/db".into()),
+            ..Default::default()
+        })
+        .expect("accepted");
+        assert_eq!(pg.backend, Backend::Postgres);
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(parse_version("1.2.3"), Some((1, 2, 3)));
+        assert_eq!(parse_version("v2.0"), Some((2, 0, 0)));
+        assert_eq!(parse_version("0.1.0-beta.1"), Some((0, 1, 0)));
+        assert_eq!(parse_version("x"), None);
+    }
+}

@@ -1,0 +1,14 @@
+//! Pure rules of the service, with the current time passed in so tests control it.
+//!
+//! Nothing here performs I/O: the HTTP layer reads from the store, calls these functions and
+//! writes back what they decide.
+
+pub mod accounts;
+pub mod clients;
+pub mod clock;
+pub mod device;
+pub mod keys;
+pub mod ratelimit;
+pub mod scope;
+pub mod secrets;
+pub mod tokens;

@@ -1,0 +1,10 @@
+//! Thin HTTP handlers by surface: OAuth endpoints, the cloud API, web pages, and operations.
+//! Each handler extracts, calls the store and the domain, and maps the result.
+
+pub mod api;
+pub mod error;
+pub mod extract;
+pub mod oauth;
+pub mod ops;
+pub mod pages;
+pub mod web;

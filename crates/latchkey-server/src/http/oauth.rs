@@ -1,0 +1,579 @@
+//! OAuth 2.0 endpoints: metadata (RFC 8414), JWKS, CLI discovery, device authorization
+//! (RFC 8628), the token endpoint (RFC 6749 §3.2), revocation (RFC 7009) and userinfo.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use latchkey_proto::{
+    AccessToken, AuthorizationServerMetadata, CliConfig, DeviceAuthorizationResponse, ErrorCode,
+    GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN, RefreshToken, TokenResponse,
+};
+
+use super::error::{OAuthError, no_store};
+use super::extract::{ClientIp, OAuthParams, UserAgent};
+use crate::domain::clients::RegisteredClient;
+use crate::domain::device::{self, DEVICE_CODE_PREFIX, DeviceStatus, PollOutcome};
+use crate::domain::keys::check_standard_claims;
+use crate::domain::scope::Scope;
+use crate::domain::secrets::{hash_secret, new_id, new_secret};
+use crate::domain::tokens::{
+    ACCESS_TYP, AccessClaims, IdClaims, REFRESH_PREFIX, looks_like_refresh_token,
+};
+use crate::state::{AppState, SharedState};
+use crate::store::{DeviceRow, NewSession, RotateOutcome, SessionRow};
+
+/// The metadata document, shared by RFC 8414 and OIDC discovery.
+pub fn metadata(state: &AppState) -> AuthorizationServerMetadata {
+    let i = &state.issuer;
+    let strs = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    AuthorizationServerMetadata {
+        issuer: i.clone(),
+        authorization_endpoint: None,
+        token_endpoint: Some(format!("{i}/oauth/token")),
+        device_authorization_endpoint: Some(format!("{i}/oauth/device_authorization")),
+        revocation_endpoint: Some(format!("{i}/oauth/revoke")),
+        introspection_endpoint: None,
+        jwks_uri: Some(format!("{i}/.well-known/jwks.json")),
+        userinfo_endpoint: Some(format!("{i}/oauth/userinfo")),
+        scopes_supported: strs(crate::domain::scope::SUPPORTED),
+        response_types_supported: Vec::new(),
+        grant_types_supported: strs(&[GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN]),
+        token_endpoint_auth_methods_supported: strs(&["none"]),
+        code_challenge_methods_supported: Vec::new(),
+        revocation_endpoint_auth_methods_supported: strs(&["none"]),
+        introspection_endpoint_auth_methods_supported: Vec::new(),
+        subject_types_supported: strs(&["public"]),
+        id_token_signing_alg_values_supported: strs(&["EdDSA"]),
+        service_documentation: None,
+    }
+}
+
+/// `GET /.well-known/oauth-authorization-server` and `/.well-known/openid-configuration`.
+pub async fn metadata_doc(State(state): State<SharedState>) -> Response {
+    cacheable(Json(metadata(&state)).into_response(), 300)
+}
+
+/// `GET /.well-known/jwks.json`.
+pub async fn jwks(State(state): State<SharedState>) -> Response {
+    cacheable(Json(state.keyset().jwks()).into_response(), 300)
+}
+
+/// `GET /v1/auth/cli/config`: everything a CLI needs from one cloud URL.
+pub async fn cli_config(State(state): State<SharedState>) -> Response {
+    let doc = CliConfig {
+        issuer: state.issuer.clone(),
+        client_id: latchkey_proto::CLI_CLIENT_ID.to_owned(),
+        login_methods: state.config.login_methods.clone(),
+        scope: None,
+        min_cli_version: state.config.min_cli_version.clone(),
+        download_url: state.config.download_url.clone(),
+        api_url: Some(state.issuer.clone()),
+    };
+    cacheable(Json(doc).into_response(), 60)
+}
+
+fn cacheable(mut resp: Response, secs: u32) -> Response {
+    if let Ok(v) = format!("public, max-age={secs}").parse() {
+        resp.headers_mut().insert(header::CACHE_CONTROL, v);
+    }
+    resp
+}
+
+/// Authenticates the client of a request (RFC 6749 §2.3): `client_id` in the body, or HTTP
+/// Basic with an empty secret for public clients. Both at once must agree.
+fn authenticate_client<'a>(
+    state: &'a AppState,
+    req: &OAuthParams,
+    grant_type: Option<&str>,
+) -> Result<&'a RegisteredClient, OAuthError> {
+    let basic = basic_client_id(&req.headers)?;
+    let body = req.params.get("client_id");
+    let id = match (basic.as_deref(), body) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(OAuthError::invalid_request(
+                "client_id in the body and in the Authorization header differ",
+            ));
+        }
+        (Some(a), _) => a.to_owned(),
+        (None, Some(b)) => b.to_owned(),
+        (None, None) => {
+            return Err(OAuthError::invalid_client(
+                "the client_id parameter is missing",
+            ));
+        }
+    };
+    let client = state
+        .client(&id)
+        .ok_or_else(|| OAuthError::invalid_client("unknown client_id"))?;
+    if let Some(g) = grant_type {
+        if !client.allows(g) {
+            return Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                "this client may not use this grant type",
+            ));
+        }
+    }
+    Ok(client)
+}
+
+/// The client id of an `Authorization: Basic` header (public clients send an empty secret).
+fn basic_client_id(headers: &HeaderMap) -> Result<Option<String>, OAuthError> {
+    let Some(v) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let bad =
+        || OAuthError::invalid_client("the Authorization header is not valid Basic credentials");
+    let v = v.to_str().map_err(|_| bad())?;
+    let Some((scheme, rest)) = v.split_once(' ') else {
+        return Err(bad());
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(bad());
+    }
+    let decoded = STANDARD.decode(rest.trim()).map_err(|_| bad())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
+    // RFC 6749 §2.3.1: both parts are form-urlencoded.
+    let id: String = url::form_urlencoded::parse(format!("x={id}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(bad)?;
+    if !secret.is_empty() {
+        return Err(OAuthError::invalid_client(
+            "public clients have no secret; send client_id only",
+        ));
+    }
+    Ok(Some(id))
+}
+
+/// `POST /oauth/device_authorization` (RFC 8628 §3.1–3.2).
+pub async fn device_authorization(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    UserAgent(ua): UserAgent,
+    req: OAuthParams,
+) -> Result<Response, OAuthError> {
+    let client = authenticate_client(&state, &req, Some(GRANT_DEVICE_CODE))?;
+    let scope = Scope::parse_requested(req.params.get("scope"))
+        .map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e))?;
+    let device_name = req.params.get("device_name").map(|n| {
+        n.chars()
+            .filter(|c| !c.is_control())
+            .take(100)
+            .collect::<String>()
+    });
+    let now = state.now();
+    let device_code = new_secret(DEVICE_CODE_PREFIX);
+    let code_hash = hash_secret(&device_code);
+    let mut user_code = device::generate_user_code();
+    let mut row = DeviceRow {
+        code_hash,
+        user_code: user_code.canonical().to_owned(),
+        client_id: client.id.clone(),
+        scope: scope.to_string(),
+        device_name,
+        ip,
+        user_agent: ua,
+        created_at: now,
+        expires_at: now + state.config.device_code_ttl,
+        interval_s: state.config.device_poll_interval,
+        status: DeviceStatus::Pending,
+        user_id: None,
+        org_id: None,
+        decided_at: None,
+    };
+    let mut attempts = 0;
+    loop {
+        match state.store.insert_device(&row).await {
+            Ok(()) => break,
+            Err(crate::store::StoreError::Conflict) if attempts < 5 => {
+                attempts += 1;
+                user_code = device::generate_user_code();
+                row.user_code = user_code.canonical().to_owned();
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let verification_uri = format!("{}/device", state.issuer);
+    let body = DeviceAuthorizationResponse {
+        device_code,
+        user_code: user_code.to_string(),
+        verification_uri_complete: Some(format!("{verification_uri}?user_code={user_code}")),
+        verification_uri,
+        expires_in: u64::try_from(state.config.device_code_ttl).unwrap_or(600),
+        interval: Some(u64::try_from(state.config.device_poll_interval).unwrap_or(5)),
+    };
+    let mut resp = Json(body).into_response();
+    no_store(&mut resp);
+    Ok(resp)
+}
+
+/// `POST /oauth/token` (RFC 6749 §3.2): dispatches on `grant_type`.
+pub async fn token(
+    State(state): State<SharedState>,
+    req: OAuthParams,
+) -> Result<Response, OAuthError> {
+    let grant_type = req.params.require("grant_type")?.to_owned();
+    match grant_type.as_str() {
+        GRANT_DEVICE_CODE => {
+            let client = authenticate_client(&state, &req, Some(&grant_type))?;
+            device_code_grant(&state, client, &req).await
+        }
+        GRANT_REFRESH_TOKEN => {
+            let client = authenticate_client(&state, &req, Some(&grant_type))?;
+            refresh_grant(&state, client, &req).await
+        }
+        _ => {
+            // Authenticate first so an unknown client hears invalid_client.
+            authenticate_client(&state, &req, None)?;
+            Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                format!("grant_type `{grant_type}` is not supported"),
+            ))
+        }
+    }
+}
+
+async fn device_code_grant(
+    state: &AppState,
+    client: &RegisteredClient,
+    req: &OAuthParams,
+) -> Result<Response, OAuthError> {
+    let code = req.params.require("device_code")?;
+    let hash = hash_secret(code);
+    let Some(row) = state.store.device_by_hash(&hash).await? else {
+        return Err(OAuthError::invalid_grant("unknown device_code"));
+    };
+    if row.client_id != client.id {
+        return Err(OAuthError::invalid_grant(
+            "the device_code was issued to another client",
+        ));
+    }
+    let now_ms = state.clock.now_ms();
+    let now = now_ms.div_euclid(1000);
+    let too_fast = state
+        .polls
+        .poll(&hash, now_ms, row.interval_s, row.expires_at);
+    match device::poll_outcome(row.status, row.expires_at, now, too_fast) {
+        PollOutcome::Pending => Err(OAuthError::new(
+            ErrorCode::AuthorizationPending,
+            "the user has not approved the request yet",
+        )),
+        PollOutcome::SlowDown => Err(OAuthError::new(
+            ErrorCode::SlowDown,
+            "polling too fast; wait 5 more seconds between requests",
+        )),
+        PollOutcome::Denied => {
+            state.polls.forget(&hash);
+            Err(OAuthError::new(
+                ErrorCode::AccessDenied,
+                "the user denied the request",
+            ))
+        }
+        PollOutcome::Expired => {
+            state.polls.forget(&hash);
+            Err(OAuthError::new(
+                ErrorCode::ExpiredToken,
+                "the device code expired; start a new login",
+            ))
+        }
+        PollOutcome::AlreadyUsed => Err(OAuthError::invalid_grant(
+            "the device code was already used",
+        )),
+        PollOutcome::Issue => {
+            let user_id = row
+                .user_id
+                .clone()
+                .ok_or_else(|| OAuthError::internal(&"approved device row without user"))?;
+            let session = NewSession {
+                user_id,
+                org_id: row.org_id.clone(),
+                client_id: row.client_id.clone(),
+                name: row.device_name.clone(),
+                method: "device".into(),
+                scope: row.scope.clone(),
+                ip: row.ip.clone(),
+                user_agent: row.user_agent.clone(),
+                auth_time: row.decided_at.unwrap_or(now),
+            };
+            let refresh = new_secret(REFRESH_PREFIX);
+            let expires = now + state.config.refresh_token_ttl;
+            let Some(session) = state
+                .store
+                .redeem_device(&hash, &session, &hash_secret(&refresh), expires, now)
+                .await?
+            else {
+                return Err(OAuthError::invalid_grant(
+                    "the device code was already used",
+                ));
+            };
+            state.polls.forget(&hash);
+            tracing::info!(session = %session.id, method = "device", "login");
+            issue(
+                state,
+                &session,
+                Scope::from_stored(&session.scope),
+                refresh,
+                None,
+            )
+            .await
+        }
+    }
+}
+
+async fn refresh_grant(
+    state: &AppState,
+    client: &RegisteredClient,
+    req: &OAuthParams,
+) -> Result<Response, OAuthError> {
+    let token = req.params.require("refresh_token")?;
+    let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
+    if !looks_like_refresh_token(token) {
+        return Err(invalid());
+    }
+    let hash = hash_secret(token);
+    let Some(session) = state.store.session_by_refresh(&hash).await? else {
+        return Err(invalid());
+    };
+    if session.client_id != client.id {
+        return Err(invalid());
+    }
+    let scope = Scope::from_stored(&session.scope)
+        .narrow(req.params.get("scope"))
+        .map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e))?;
+    let now = state.now();
+    let new_refresh = new_secret(REFRESH_PREFIX);
+    let outcome = state
+        .store
+        .rotate_refresh(
+            &hash,
+            &hash_secret(&new_refresh),
+            now + state.config.refresh_token_ttl,
+            now,
+        )
+        .await?;
+    match outcome {
+        RotateOutcome::Rotated(session) => {
+            tracing::info!(session = %session.id, "refresh");
+            issue(state, &session, scope, new_refresh, None).await
+        }
+        RotateOutcome::Invalid => Err(invalid()),
+    }
+}
+
+/// Signs an access token (and an ID token when `openid` is granted) for a session and builds
+/// the RFC 6749 §5.1 response.
+async fn issue(
+    state: &AppState,
+    session: &SessionRow,
+    scope: Scope,
+    refresh: String,
+    nonce: Option<String>,
+) -> Result<Response, OAuthError> {
+    let now = state.now();
+    let Some(user) = state.store.user_by_id(&session.user_id).await? else {
+        return Err(OAuthError::invalid_grant("the account no longer exists"));
+    };
+    if user.disabled {
+        return Err(OAuthError::invalid_grant("the account is disabled"));
+    }
+    let role = match &session.org_id {
+        Some(org) => state
+            .store
+            .memberships(&user.id)
+            .await?
+            .into_iter()
+            .find(|m| &m.org_id == org)
+            .map(|m| m.role),
+        None => None,
+    };
+    let exp = now + state.config.access_token_ttl;
+    let claims = AccessClaims {
+        iss: state.issuer.clone(),
+        sub: user.id.clone(),
+        aud: state.audience.clone(),
+        exp,
+        iat: now,
+        jti: new_id(""),
+        client_id: session.client_id.clone(),
+        scope: scope.to_string(),
+        sid: Some(session.id.clone()),
+        org: if role.is_some() {
+            session.org_id.clone()
+        } else {
+            None
+        },
+        role,
+    };
+    let keys = state.keyset();
+    let access = keys
+        .sign(now, ACCESS_TYP, &claims)
+        .map_err(|e| OAuthError::internal(&e))?;
+    let id_token = if scope.contains("openid") {
+        let id = IdClaims {
+            iss: state.issuer.clone(),
+            sub: user.id.clone(),
+            aud: session.client_id.clone(),
+            exp,
+            iat: now,
+            auth_time: session.auth_time,
+            nonce,
+            email: user.email.clone().filter(|_| scope.contains("email")),
+            name: user.name.clone().filter(|_| scope.contains("profile")),
+            sid: Some(session.id.clone()),
+        };
+        Some(AccessToken::new(
+            keys.sign(now, "JWT", &id)
+                .map_err(|e| OAuthError::internal(&e))?,
+        ))
+    } else {
+        None
+    };
+    let body = TokenResponse {
+        access_token: AccessToken::new(access),
+        token_type: "Bearer".into(),
+        expires_in: u64::try_from(state.config.access_token_ttl).ok(),
+        refresh_token: Some(RefreshToken::new(refresh)),
+        scope: Some(scope.to_string()),
+        id_token,
+    };
+    let mut resp = Json(body).into_response();
+    no_store(&mut resp);
+    Ok(resp)
+}
+
+/// `POST /oauth/revoke` (RFC 7009): revokes the session of a refresh or access token. Answers
+/// 200 for unknown tokens too (§2.2), so it reveals nothing.
+pub async fn revoke(
+    State(state): State<SharedState>,
+    req: OAuthParams,
+) -> Result<Response, OAuthError> {
+    let client = authenticate_client(&state, &req, None)?;
+    let token = req.params.require("token")?;
+    let now = state.now();
+    let session_id = if looks_like_refresh_token(token) {
+        state
+            .store
+            .session_by_refresh(&hash_secret(token))
+            .await?
+            .filter(|s| s.client_id == client.id)
+            .map(|s| s.id)
+    } else {
+        state
+            .keyset()
+            .verify::<AccessClaims>(token, ACCESS_TYP)
+            .ok()
+            .filter(|c| c.iss == state.issuer && c.client_id == client.id)
+            .and_then(|c| c.sid)
+    };
+    if let Some(id) = session_id {
+        if state.store.revoke_session(&id, now).await? {
+            tracing::info!(session = %id, "session revoked");
+        }
+    }
+    let mut resp = StatusCode::OK.into_response();
+    no_store(&mut resp);
+    Ok(resp)
+}
+
+/// Verifies a bearer access token: signature, issuer, audience, expiry, and that its session
+/// is still live. Returns the claims and the session.
+pub async fn verify_access(
+    state: &AppState,
+    token: &str,
+) -> Result<(AccessClaims, Option<SessionRow>), &'static str> {
+    let claims: AccessClaims = state
+        .keyset()
+        .verify(token, ACCESS_TYP)
+        .map_err(|_| "the access token is invalid")?;
+    check_standard_claims(
+        &claims.iss,
+        &claims.aud,
+        claims.exp,
+        &state.issuer,
+        &state.audience,
+        state.now(),
+    )
+    .map_err(|e| match e {
+        crate::domain::keys::JwtError::Expired => "the access token expired",
+        _ => "the access token was not issued for this service",
+    })?;
+    let session = match &claims.sid {
+        Some(sid) => {
+            let s = state
+                .store
+                .session(sid)
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "session lookup failed");
+                    "the session could not be checked"
+                })?
+                .ok_or("the session no longer exists")?;
+            if s.revoked_at.is_some() {
+                return Err("the session was revoked");
+            }
+            Some(s)
+        }
+        None => None,
+    };
+    Ok((claims, session))
+}
+
+/// `GET /oauth/userinfo` (OIDC Core §5.3).
+pub async fn userinfo(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+) -> Result<Response, super::error::ApiError> {
+    let token = super::api::bearer(&headers)?;
+    let (claims, _) = verify_access(&state, token)
+        .await
+        .map_err(super::error::ApiError::invalid_token)?;
+    let user = state
+        .store
+        .user_by_id(&claims.sub)
+        .await?
+        .ok_or_else(|| super::error::ApiError::invalid_token("the account no longer exists"))?;
+    let scope = Scope::from_stored(&claims.scope);
+    let mut body = serde_json::json!({ "sub": user.id });
+    if scope.contains("email") {
+        body["email"] = user.email.clone().into();
+        body["email_verified"] = false.into();
+    }
+    if scope.contains("profile") {
+        body["name"] = user.name.clone().into();
+    }
+    Ok(Json(body).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_auth_for_public_clients() {
+        let mut h = HeaderMap::new();
+        assert_eq!(basic_client_id(&h).expect("none"), None);
+        h.insert(
+            header::AUTHORIZATION,
+            format!("Basic {}", STANDARD.encode("latchkey-cli:"))
+                .parse()
+                .expect("hv"),
+        );
+        assert_eq!(
+            basic_client_id(&h).expect("ok").as_deref(),
+            Some("latchkey-cli")
+        );
+        h.insert(
+            header::AUTHORIZATION,
+            format!("Basic {}", STANDARD.encode("latchkey-cli:s3cret"))
+                .parse()
+                .expect("hv"),
+        );
+        assert!(basic_client_id(&h).is_err());
+        h.insert(header::AUTHORIZATION, "Basic !!!".parse().expect("hv"));
+        assert!(basic_client_id(&h).is_err());
+    }
+}

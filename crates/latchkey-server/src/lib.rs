@@ -1,0 +1,180 @@
+//! `latchkeyd`: a self-hostable auth service for command-line tools.
+//!
+//! [`app`] is the only place routes are listed. [`start`] binds a listener, opens the store,
+//! and serves until stopped; the `latchkeyd` binary is a thin wrapper around it, and tests call
+//! it directly with a controllable [`domain::clock::Clock`].
+
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod state;
+pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::domain::clock::SharedClock;
+use crate::http::{api, oauth, ops, pages, web};
+use crate::state::{AppState, SharedState};
+
+/// Builds the router over shared state.
+pub fn app(state: SharedState) -> Router {
+    let v1 = Router::new()
+        .route("/auth/cli/config", get(oauth::cli_config))
+        .route("/me", get(api::me))
+        .fallback(api::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::require_cli_version,
+        ));
+    Router::new()
+        .route("/.well-known/oauth-authorization-server", get(oauth::metadata_doc))
+        .route("/.well-known/openid-configuration", get(oauth::metadata_doc))
+        .route("/.well-known/jwks.json", get(oauth::jwks))
+        .route("/oauth/device_authorization", post(oauth::device_authorization))
+        .route("/oauth/token", post(oauth::token))
+        .route("/oauth/revoke", post(oauth::revoke))
+        .route("/oauth/userinfo", get(oauth::userinfo).post(oauth::userinfo))
+        .nest("/v1", v1)
+        .route("/", get(web::home))
+        .route("/signin", get(web::signin_page).post(web::signin_submit))
+        .route("/signup", get(web::signup_page).post(web::signup_submit))
+        .route("/signout", get(web::signout_page).post(web::signout_submit))
+        .route("/device", get(web::device_page).post(web::device_submit))
+        .route("/static/style.css", get(web::stylesheet))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(axum::middleware::from_fn(pages::security_headers))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(30),
+        ))
+        .layer(
+            // Log the method and path only: query strings and headers can carry codes and
+            // tokens, and bodies always do.
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+                })
+                .on_request(())
+                .on_response(
+                    |resp: &Response, latency: Duration, _span: &tracing::Span| {
+                        tracing::info!(
+                            status = resp.status().as_u16(),
+                            ms = latency.as_secs_f64() * 1000.0,
+                            "request"
+                        );
+                    },
+                ),
+        )
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::response::Html(
+            "<!doctype html><title>Not found · latchkey</title>\
+             <link rel=\"stylesheet\" href=\"/static/style.css\">\
+             <main class=\"narrow\"><section class=\"card\"><h1>Page not found</h1>\
+             <p><a href=\"/\">Go to the start page</a></p></section></main>",
+        ),
+    )
+        .into_response()
+}
+
+/// A running server.
+pub struct Running {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The public URL (the issuer).
+    pub url: String,
+    /// Shared state, for tests and embedding.
+    pub state: SharedState,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+    purge: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting connections, lets in-flight requests finish, closes the store.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.purge.abort();
+        let res = (&mut self.task).await;
+        self.state.store.close().await;
+        res??;
+        Ok(())
+    }
+}
+
+/// Binds `config.listen`, opens the store and serves in the background.
+pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let url = match &config.public_url {
+        Some(u) => u.as_str().trim_end_matches('/').to_owned(),
+        None => {
+            let host = match addr.ip() {
+                ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
+                ip if ip.is_unspecified() => "[::1]".to_owned(),
+                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                ip => ip.to_string(),
+            };
+            format!("http://{host}:{}", addr.port())
+        }
+    };
+    let state: SharedState = Arc::new(AppState::new(config, url.clone(), clock).await?);
+    let (tx, rx) = oneshot::channel::<()>();
+    let router = app(state.clone());
+    let task = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = rx.await;
+        })
+        .await
+    });
+    let purge_state = state.clone();
+    let purge = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            match purge_state.store.purge_expired(purge_state.now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(rows = n, "purged expired rows"),
+                Err(e) => tracing::warn!(error = %e, "purge of expired rows failed"),
+            }
+        }
+    });
+    Ok(Running {
+        addr,
+        url,
+        state,
+        shutdown: Some(tx),
+        task,
+        purge,
+    })
+}
