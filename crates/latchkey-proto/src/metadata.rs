@@ -56,6 +56,9 @@ pub struct AuthorizationServerMetadata {
     /// OpenID: supported ID token signing algorithms.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub id_token_signing_alg_values_supported: Vec<String>,
+    /// RFC 9207: the server sends `iss` in authorization responses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_response_iss_parameter_supported: Option<bool>,
     /// Human-readable documentation for developers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_documentation: Option<String>,

@@ -261,7 +261,7 @@ impl Config {
         let login_methods = s
             .login_methods
             .unwrap_or_else(|| vec![methods::DEVICE.to_owned()]);
-        let known = [methods::DEVICE];
+        let known = [methods::DEVICE, methods::BROWSER];
         for m in &login_methods {
             if !known.contains(&m.as_str()) {
                 return Err(invalid(

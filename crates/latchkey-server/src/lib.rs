@@ -28,7 +28,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::domain::clock::SharedClock;
-use crate::http::{api, oauth, ops, pages, web};
+use crate::http::{api, authorize, oauth, ops, pages, web};
 use crate::state::{AppState, SharedState};
 
 /// Builds the router over shared state.
@@ -46,6 +46,10 @@ pub fn app(state: SharedState) -> Router {
         .route("/.well-known/openid-configuration", get(oauth::metadata_doc))
         .route("/.well-known/jwks.json", get(oauth::jwks))
         .route("/oauth/device_authorization", post(oauth::device_authorization))
+        .route(
+            "/oauth/authorize",
+            get(authorize::authorize_page).post(authorize::authorize_submit),
+        )
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/revoke", post(oauth::revoke))
         .route("/oauth/userinfo", get(oauth::userinfo).post(oauth::userinfo))

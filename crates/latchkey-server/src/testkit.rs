@@ -95,6 +95,8 @@ pub struct Browser {
     base: String,
     /// The HTTP client (cookies on, redirects followed).
     pub http: reqwest::Client,
+    /// The same cookies, redirects not followed (to see where the server sends the browser).
+    pub no_follow: reqwest::Client,
 }
 
 /// A page as the browser saw it.
@@ -109,10 +111,16 @@ impl Browser {
     /// A fresh browser for the server at `base`.
     pub fn new(base: &str) -> Self {
         install_crypto();
+        let jar = Arc::new(reqwest::cookie::Jar::default());
         Self {
             base: base.trim_end_matches('/').to_owned(),
             http: reqwest::Client::builder()
-                .cookie_store(true)
+                .cookie_provider(jar.clone())
+                .build()
+                .expect("client"),
+            no_follow: reqwest::Client::builder()
+                .cookie_provider(jar)
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("client"),
         }
@@ -231,4 +239,77 @@ impl Browser {
         );
         page
     }
+
+    /// Signs out through the sign-out form; returns the final status.
+    pub async fn post_signout(&self) -> u16 {
+        let page = self.get("/signout").await;
+        let csrf = Self::csrf(&page);
+        self.post("/signout", &[("csrf", &csrf)]).await.status
+    }
+
+    /// Opens an authorization URL (already signed in), reads the consent form and presses
+    /// Approve or Deny. Returns where the server redirects the browser (the client's
+    /// loopback callback), without following it.
+    pub async fn consent(&self, authorize_url: &str, approve: bool) -> String {
+        let page = self.get(authorize_url).await;
+        assert_eq!(page.status, 200, "consent page: {}", page.body);
+        assert!(
+            page.body.contains("Authorize"),
+            "not a consent page: {}",
+            page.body
+        );
+        let form_start = page
+            .body
+            .find("action=\"/oauth/authorize\"")
+            .expect("consent form");
+        let mut form = hidden_fields(&page.body[form_start..]);
+        form.push((
+            "decision".into(),
+            if approve { "approve" } else { "deny" }.into(),
+        ));
+        let r = self
+            .no_follow
+            .post(self.abs("/oauth/authorize"))
+            .form(&form)
+            .send()
+            .await
+            .expect("POST consent");
+        assert_eq!(
+            r.status().as_u16(),
+            303,
+            "consent answer: {:?}",
+            r.text().await
+        );
+        r.headers()["location"]
+            .to_str()
+            .expect("location")
+            .to_owned()
+    }
+}
+
+/// Every `<input type="hidden" name=.. value=..>` of a page, values unescaped.
+pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for chunk in html.split("<input type=\"hidden\" ").skip(1) {
+        let attr = |name: &str| {
+            let m = format!("{name}=\"");
+            chunk.find(&m).map(|i| {
+                let rest = &chunk[i + m.len()..];
+                unescape(&rest[..rest.find('"').unwrap_or(rest.len())])
+            })
+        };
+        if let (Some(n), Some(v)) = (attr("name"), attr("value")) {
+            out.push((n, v));
+        }
+    }
+    out
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#x2f;", "/")
+        .replace("&amp;", "&")
 }

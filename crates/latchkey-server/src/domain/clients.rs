@@ -1,6 +1,8 @@
 //! Registered OAuth clients. The first-party public CLI client is built in.
 
-use latchkey_proto::{CLI_CLIENT_ID, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN};
+use latchkey_proto::{
+    CLI_CLIENT_ID, GRANT_AUTHORIZATION_CODE, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN,
+};
 
 /// An OAuth client this server knows.
 #[derive(Debug, Clone)]
@@ -28,6 +30,10 @@ pub fn builtin() -> Vec<RegisteredClient> {
         id: CLI_CLIENT_ID.to_owned(),
         name: "latchkey CLI".to_owned(),
         public: true,
-        grant_types: vec![GRANT_DEVICE_CODE.to_owned(), GRANT_REFRESH_TOKEN.to_owned()],
+        grant_types: vec![
+            GRANT_DEVICE_CODE.to_owned(),
+            GRANT_AUTHORIZATION_CODE.to_owned(),
+            GRANT_REFRESH_TOKEN.to_owned(),
+        ],
     }]
 }

@@ -8,6 +8,7 @@ pub mod clients;
 pub mod clock;
 pub mod device;
 pub mod keys;
+pub mod pkce;
 pub mod ratelimit;
 pub mod scope;
 pub mod secrets;

@@ -48,8 +48,10 @@ pub async fn require_cli_version(
             .get(CLIENT_VERSION_HEADER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_version);
-        if let (Some(sent), Some(min_v)) = (sent, parse_version(min)) {
-            if sent < min_v {
+        if let (Some(sent), Some(min_v)) = (sent, parse_version(min))
+            && sent < min_v
+        {
+            {
                 let mut msg = format!("this CLI is too old; version {min} or newer is required");
                 if let Some(url) = &state.config.download_url {
                     msg.push_str(&format!("; download it from {url}"));

@@ -2,6 +2,7 @@
 //! Each handler extracts, calls the store and the domain, and maps the result.
 
 pub mod api;
+pub mod authorize;
 pub mod error;
 pub mod extract;
 pub mod oauth;

@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use latchkey_proto::{
     AccessToken, AuthorizationServerMetadata, CliConfig, DeviceAuthorizationResponse, ErrorCode,
-    GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN, RefreshToken, TokenResponse,
+    GRANT_AUTHORIZATION_CODE, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN, RefreshToken, TokenResponse,
 };
 
 use super::error::{OAuthError, no_store};
@@ -31,7 +31,7 @@ pub fn metadata(state: &AppState) -> AuthorizationServerMetadata {
     let strs = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     AuthorizationServerMetadata {
         issuer: i.clone(),
-        authorization_endpoint: None,
+        authorization_endpoint: Some(format!("{i}/oauth/authorize")),
         token_endpoint: Some(format!("{i}/oauth/token")),
         device_authorization_endpoint: Some(format!("{i}/oauth/device_authorization")),
         revocation_endpoint: Some(format!("{i}/oauth/revoke")),
@@ -39,14 +39,19 @@ pub fn metadata(state: &AppState) -> AuthorizationServerMetadata {
         jwks_uri: Some(format!("{i}/.well-known/jwks.json")),
         userinfo_endpoint: Some(format!("{i}/oauth/userinfo")),
         scopes_supported: strs(crate::domain::scope::SUPPORTED),
-        response_types_supported: Vec::new(),
-        grant_types_supported: strs(&[GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN]),
+        response_types_supported: strs(&["code"]),
+        grant_types_supported: strs(&[
+            GRANT_AUTHORIZATION_CODE,
+            GRANT_DEVICE_CODE,
+            GRANT_REFRESH_TOKEN,
+        ]),
         token_endpoint_auth_methods_supported: strs(&["none"]),
-        code_challenge_methods_supported: Vec::new(),
+        code_challenge_methods_supported: strs(&["S256"]),
         revocation_endpoint_auth_methods_supported: strs(&["none"]),
         introspection_endpoint_auth_methods_supported: Vec::new(),
         subject_types_supported: strs(&["public"]),
         id_token_signing_alg_values_supported: strs(&["EdDSA"]),
+        authorization_response_iss_parameter_supported: Some(true),
         service_documentation: None,
     }
 }
@@ -108,8 +113,10 @@ fn authenticate_client<'a>(
     let client = state
         .client(&id)
         .ok_or_else(|| OAuthError::invalid_client("unknown client_id"))?;
-    if let Some(g) = grant_type {
-        if !client.allows(g) {
+    if let Some(g) = grant_type
+        && !client.allows(g)
+    {
+        {
             return Err(OAuthError::new(
                 ErrorCode::UnauthorizedClient,
                 "this client may not use this grant type",
@@ -226,6 +233,10 @@ pub async fn token(
             let client = authenticate_client(&state, &req, Some(&grant_type))?;
             refresh_grant(&state, client, &req).await
         }
+        GRANT_AUTHORIZATION_CODE => {
+            let client = authenticate_client(&state, &req, Some(&grant_type))?;
+            authorization_code_grant(&state, client, &req).await
+        }
         _ => {
             // Authenticate first so an unknown client hears invalid_client.
             authenticate_client(&state, &req, None)?;
@@ -320,6 +331,72 @@ async fn device_code_grant(
                 None,
             )
             .await
+        }
+    }
+}
+
+/// `grant_type=authorization_code` (RFC 6749 §4.1.3) with PKCE (RFC 7636 §4.6).
+async fn authorization_code_grant(
+    state: &AppState,
+    client: &RegisteredClient,
+    req: &OAuthParams,
+) -> Result<Response, OAuthError> {
+    let code = req.params.require("code")?;
+    let redirect_uri = req.params.require("redirect_uri")?;
+    let verifier = req.params.require("code_verifier")?;
+    let invalid =
+        || OAuthError::invalid_grant("the authorization code is invalid, expired or already used");
+    let hash = hash_secret(code);
+    let Some(row) = state.store.auth_code(&hash).await? else {
+        return Err(invalid());
+    };
+    let now = state.now();
+    if row.client_id != client.id || (row.used_at.is_none() && row.expires_at <= now) {
+        return Err(invalid());
+    }
+    if row.used_at.is_none() {
+        if row.redirect_uri != redirect_uri {
+            return Err(OAuthError::invalid_grant(
+                "redirect_uri does not match the authorization request",
+            ));
+        }
+        if !crate::domain::pkce::verify_s256(verifier, &row.code_challenge) {
+            return Err(OAuthError::invalid_grant(
+                "the code_verifier does not match the code_challenge",
+            ));
+        }
+    }
+    let session = NewSession {
+        user_id: row.user_id.clone(),
+        org_id: row.org_id.clone(),
+        client_id: row.client_id.clone(),
+        name: row.device_name.clone(),
+        method: "browser".into(),
+        scope: row.scope.clone(),
+        ip: row.ip.clone(),
+        user_agent: row.user_agent.clone(),
+        auth_time: row.auth_time,
+    };
+    let refresh = new_secret(REFRESH_PREFIX);
+    let outcome = state
+        .store
+        .redeem_auth_code(
+            &hash,
+            &session,
+            &hash_secret(&refresh),
+            now + state.config.refresh_token_ttl,
+            now,
+        )
+        .await?;
+    match outcome {
+        crate::store::RedeemOutcome::Issued(session) => {
+            tracing::info!(session = %session.id, method = "browser", "login");
+            let scope = Scope::from_stored(&session.scope);
+            issue(state, &session, scope, refresh, row.nonce.clone()).await
+        }
+        crate::store::RedeemOutcome::Reused => {
+            tracing::warn!("authorization code used twice; its session was revoked");
+            Err(invalid())
         }
     }
 }
@@ -469,8 +546,10 @@ pub async fn revoke(
             .filter(|c| c.iss == state.issuer && c.client_id == client.id)
             .and_then(|c| c.sid)
     };
-    if let Some(id) = session_id {
-        if state.store.revoke_session(&id, now).await? {
+    if let Some(id) = session_id
+        && state.store.revoke_session(&id, now).await?
+    {
+        {
             tracing::info!(session = %id, "session revoked");
         }
     }

@@ -28,6 +28,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/device_confirm.html"),
     ),
     ("message.html", include_str!("../templates/message.html")),
+    ("consent.html", include_str!("../templates/consent.html")),
 ];
 
 /// The one stylesheet.
@@ -102,13 +103,17 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         HeaderValue::from_static("no-referrer"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
+    // A handler may set a narrower-purpose policy of its own (the consent page allows its
+    // form to redirect to the loopback listener); otherwise this strict one applies.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
+                 frame-ancestors 'none'; base-uri 'none'",
+            ),
+        );
+    }
     resp
 }
 

@@ -114,13 +114,14 @@ impl WebCtx {
     }
 
     /// Renders a page and sets the CSRF cookie if it is new.
-    fn page(&self, name: &str, title: &str, status: StatusCode, ctx: Value) -> Response {
+    pub fn page(&self, name: &str, title: &str, status: StatusCode, ctx: Value) -> Response {
         let mut r = self.state.templates.render(name, &self.base(title), ctx);
         *r.status_mut() = status;
         self.finish(r)
     }
 
-    fn message(&self, status: StatusCode, heading: &str, message: &str, ok: bool) -> Response {
+    /// A message page.
+    pub fn message(&self, status: StatusCode, heading: &str, message: &str, ok: bool) -> Response {
         self.page(
             "message.html",
             heading,
@@ -129,7 +130,8 @@ impl WebCtx {
         )
     }
 
-    fn finish(&self, mut r: Response) -> Response {
+    /// Sets the CSRF cookie on a response if it is new.
+    pub fn finish(&self, mut r: Response) -> Response {
         if self.csrf_is_new {
             r.headers_mut().append(
                 header::SET_COOKIE,
@@ -139,22 +141,28 @@ impl WebCtx {
         r
     }
 
-    /// Checks the form's CSRF token against the cookie, and the request's origin.
-    fn check_csrf(&self, form: &Params) -> Result<(), Response> {
+    /// Checks the form's CSRF token against the cookie, and the request's origin; returns the
+    /// error page to answer with when they do not match.
+    pub fn csrf_rejection(&self, form: &Params) -> Option<Response> {
         let sent = form.get("csrf").unwrap_or("");
         if self.origin_ok
             && !self.csrf_is_new
             && constant_time_eq(sent.as_bytes(), self.csrf.as_bytes())
         {
-            Ok(())
+            None
         } else {
-            Err(self.message(
+            Some(self.message(
                 StatusCode::FORBIDDEN,
                 "This form expired",
                 "The page was open too long or came from another site. Go back, reload the page and try again.",
                 false,
             ))
         }
+    }
+
+    /// A generic error page; the cause is logged.
+    pub fn internal(&self, e: &dyn std::fmt::Display) -> Response {
+        internal_page(&self.state, e)
     }
 
     /// Starts a web session for `user` and redirects to `next`.
@@ -269,7 +277,7 @@ pub async fn signin_submit(
     UserAgent(ua): UserAgent,
     WebForm(form): WebForm,
 ) -> Response {
-    if let Err(r) = ctx.check_csrf(&form) {
+    if let Some(r) = ctx.csrf_rejection(&form) {
         return r;
     }
     let st = ctx.state.clone();
@@ -361,7 +369,7 @@ pub async fn signup_submit(
     UserAgent(ua): UserAgent,
     WebForm(form): WebForm,
 ) -> Response {
-    if let Err(r) = ctx.check_csrf(&form) {
+    if let Some(r) = ctx.csrf_rejection(&form) {
         return r;
     }
     let st = ctx.state.clone();
@@ -452,11 +460,13 @@ pub async fn signout_page(ctx: WebCtx) -> Response {
 
 /// `POST /signout`.
 pub async fn signout_submit(ctx: WebCtx, WebForm(form): WebForm) -> Response {
-    if let Err(r) = ctx.check_csrf(&form) {
+    if let Some(r) = ctx.csrf_rejection(&form) {
         return r;
     }
-    if let Some(h) = &ctx.session_hash {
-        if let Err(e) = ctx.state.store.delete_web_session(h).await {
+    if let Some(h) = &ctx.session_hash
+        && let Err(e) = ctx.state.store.delete_web_session(h).await
+    {
+        {
             return internal_page(&ctx.state, &e);
         }
     }
@@ -579,7 +589,7 @@ pub async fn device_submit(
     ClientIp(ip): ClientIp,
     WebForm(form): WebForm,
 ) -> Response {
-    if let Err(r) = ctx.check_csrf(&form) {
+    if let Some(r) = ctx.csrf_rejection(&form) {
         return r;
     }
     let st = ctx.state.clone();

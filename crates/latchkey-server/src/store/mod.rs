@@ -2,12 +2,14 @@
 //! and PostgreSQL (placeholders are `$N`, which both accept). Per-backend files exist only for
 //! migrations (`migrations/{sqlite,postgres}`).
 
+mod codes;
 mod device;
 mod keys;
 mod sessions;
 mod users;
 mod web;
 
+pub use codes::{AuthCodeRow, RedeemOutcome};
 pub use device::DeviceRow;
 pub use sessions::{NewSession, RotateOutcome, SessionRow};
 pub use users::{MembershipRow, UserRow};
@@ -44,12 +46,20 @@ fn map_unique(e: sqlx::Error) -> StoreError {
 type Result<T> = std::result::Result<T, StoreError>;
 
 /// Migrations, in order: (version, name, sqlite sql, postgres sql).
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "auth_codes",
+        include_str!("../../migrations/sqlite/0002_auth_codes.sql"),
+        include_str!("../../migrations/postgres/0002_auth_codes.sql"),
+    ),
+];
 
 /// The database.
 #[derive(Clone, Debug)]
@@ -154,12 +164,17 @@ impl Store {
             .execute(&self.pool)
             .await?
             .rows_affected();
+        let c = sqlx::query("DELETE FROM auth_codes WHERE expires_at < $1")
+            .bind(now - 3600)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
         let b = sqlx::query("DELETE FROM web_sessions WHERE expires_at < $1")
             .bind(now)
             .execute(&self.pool)
             .await?
             .rows_affected();
-        Ok(a + b)
+        Ok(a + b + c)
     }
 
     /// Closes the pool (used at shutdown so SQLite checkpoints its WAL).

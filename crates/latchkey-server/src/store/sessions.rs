@@ -68,7 +68,7 @@ pub struct SessionRow {
 #[derive(Debug)]
 pub enum RotateOutcome {
     /// Rotated: the new token is stored, the old one is spent.
-    Rotated(SessionRow),
+    Rotated(Box<SessionRow>),
     /// Unknown, expired, already rotated, or its session is revoked.
     Invalid,
 }
@@ -94,7 +94,7 @@ fn from_row(r: &AnyRow) -> Result<SessionRow> {
     })
 }
 
-async fn insert_session(
+pub(super) async fn insert_session(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     s: &NewSession,
     refresh_hash: &str,
@@ -241,10 +241,10 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(RotateOutcome::Rotated(SessionRow {
+        Ok(RotateOutcome::Rotated(Box::new(SessionRow {
             last_used_at: now,
             ..session
-        }))
+        })))
     }
 
     /// The session a refresh token belongs to (rotated or not).

@@ -10,7 +10,8 @@ async fn token_endpoint_rejects_bad_requests() {
     let srv = TestServer::start().await;
     let base = srv.url().to_owned();
     let token = format!("{base}/oauth/token");
-    let cases: &[(&[(&str, &str)], u16, &str)] = &[
+    type Case<'a> = (&'a [(&'a str, &'a str)], u16, &'a str);
+    let cases: &[Case] = &[
         (&[("client_id", "latchkey-cli")], 400, "invalid_request"),
         (
             &[("grant_type", "password"), ("client_id", "latchkey-cli")],

@@ -47,10 +47,8 @@ async fn binary_serves_logs_no_secrets_and_stops_on_sigterm() {
     let refresh2 = tok2["refresh_token"].as_str().unwrap().to_owned();
     let (s, _, _) = super::get_json(&format!("{url}/v1/me"), Some(&access1)).await;
     assert_eq!(s, 200);
-    assert_eq!(
-        std::fs::read_to_string(format!("{}-wal", db.display())).is_ok()
-            || std::path::Path::new(&format!("{}-wal", db.display())).exists(),
-        true,
+    assert!(
+        std::path::Path::new(&format!("{}-wal", db.display())).exists(),
         "SQLite runs in WAL mode"
     );
 

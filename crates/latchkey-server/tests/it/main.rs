@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod authorize;
 mod bad_input;
 mod binary;
 mod device_flow;
