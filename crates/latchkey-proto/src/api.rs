@@ -113,3 +113,28 @@ pub struct ApiError {
     /// What happened and what to do, for a person.
     pub message: String,
 }
+
+/// `GET /v1/sessions`: the signed-in user's live sessions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionList {
+    /// Live sessions, most recently used first.
+    pub sessions: Vec<SessionInfo>,
+    /// The id of the session the presented token belongs to.
+    #[serde(default)]
+    pub current: Option<String>,
+}
+
+/// `POST /v1/anonymous/claim`: move an anonymous identity's organizations into the signed-in
+/// account. latchkey extension; see `docs/protocol.md`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClaimAnonymousRequest {
+    /// The anonymous session's refresh token (proof of holding it).
+    pub refresh_token: crate::RefreshToken,
+}
+
+/// What the claim moved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimAnonymousResponse {
+    /// Organizations that now belong to the signed-in account.
+    pub moved_orgs: Vec<OrgMembership>,
+}

@@ -13,7 +13,10 @@ pub mod metadata;
 pub mod secret;
 pub mod token;
 
-pub use api::{ApiError, CliConfig, Me, MeUser, OrgMembership, SessionInfo};
+pub use api::{
+    ApiError, ClaimAnonymousRequest, ClaimAnonymousResponse, CliConfig, Me, MeUser, OrgMembership,
+    SessionInfo, SessionList,
+};
 pub use config::ConfigFile;
 pub use device::{DeviceAuthorizationResponse, UserCode, UserCodeError};
 pub use error::{DeviceFlowAction, ErrorCode, ErrorResponse};

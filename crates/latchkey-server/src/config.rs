@@ -53,7 +53,9 @@ pub struct Settings {
     /// Whether anyone may create an account on /signup [default: true].
     #[arg(long, env = "LATCHKEYD_ALLOW_SIGNUP", value_name = "BOOL")]
     pub allow_signup: Option<bool>,
-    /// Login methods offered to CLIs, comma separated, preferred first [default: device].
+    /// Login methods offered to CLIs, comma separated, preferred first: browser, device,
+    /// password, anonymous. A method not listed is refused by the server too [default:
+    /// browser,device,password].
     #[arg(
         long,
         env = "LATCHKEYD_LOGIN_METHODS",
@@ -68,6 +70,10 @@ pub struct Settings {
     /// wait [default: number of CPUs].
     #[arg(long, env = "LATCHKEYD_HASH_CONCURRENCY", value_name = "N")]
     pub hash_concurrency: Option<usize>,
+    /// Anonymous users whose sessions were all unused this long are deleted, seconds
+    /// [default: 2592000, 30 days].
+    #[arg(long, env = "LATCHKEYD_ANONYMOUS_IDLE_TTL", value_name = "SECS")]
+    pub anonymous_idle_ttl: Option<u64>,
 }
 
 impl Settings {
@@ -89,6 +95,7 @@ impl Settings {
             login_methods: self.login_methods.or(other.login_methods),
             log_format: self.log_format.or(other.log_format),
             hash_concurrency: self.hash_concurrency.or(other.hash_concurrency),
+            anonymous_idle_ttl: self.anonymous_idle_ttl.or(other.anonymous_idle_ttl),
         }
     }
 
@@ -155,6 +162,8 @@ pub struct Config {
     pub json_logs: bool,
     /// Concurrent password hashes.
     pub hash_concurrency: usize,
+    /// Idle time after which anonymous users are deleted, seconds.
+    pub anonymous_idle_ttl: i64,
 }
 
 /// A configuration problem, phrased for the operator.
@@ -211,6 +220,11 @@ pub fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
 }
 
 impl Config {
+    /// Whether a login method is enabled.
+    pub fn method_enabled(&self, method: &str) -> bool {
+        self.login_methods.iter().any(|m| m == method)
+    }
+
     /// Validates merged settings.
     pub fn from_settings(s: Settings) -> Result<Config, ConfigError> {
         let listen_raw = s.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
@@ -258,10 +272,17 @@ impl Config {
             }
             other => other,
         };
-        let login_methods = s
-            .login_methods
-            .unwrap_or_else(|| vec![methods::DEVICE.to_owned()]);
-        let known = [methods::DEVICE, methods::BROWSER];
+        let login_methods = s.login_methods.unwrap_or_else(|| {
+            [methods::BROWSER, methods::DEVICE, methods::PASSWORD]
+                .map(str::to_owned)
+                .to_vec()
+        });
+        let known = [
+            methods::BROWSER,
+            methods::DEVICE,
+            methods::PASSWORD,
+            methods::ANONYMOUS,
+        ];
         for m in &login_methods {
             if !known.contains(&m.as_str()) {
                 return Err(invalid(
@@ -308,6 +329,7 @@ impl Config {
             login_methods,
             json_logs,
             hash_concurrency,
+            anonymous_idle_ttl: secs("anonymous_idle_ttl", s.anonymous_idle_ttl, 30 * 86_400, 60)?,
         })
     }
 
@@ -335,7 +357,7 @@ mod tests {
         assert_eq!(c.access_token_ttl, 3600);
         assert_eq!(c.device_code_ttl, 600);
         assert_eq!(c.device_poll_interval, 5);
-        assert_eq!(c.login_methods, vec!["device"]);
+        assert_eq!(c.login_methods, vec!["browser", "device", "password"]);
     }
 
     #[test]

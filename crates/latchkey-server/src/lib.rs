@@ -36,6 +36,9 @@ pub fn app(state: SharedState) -> Router {
     let v1 = Router::new()
         .route("/auth/cli/config", get(oauth::cli_config))
         .route("/me", get(api::me))
+        .route("/sessions", get(api::list_sessions))
+        .route("/sessions/{id}", axum::routing::delete(api::revoke_session))
+        .route("/anonymous/claim", post(api::claim_anonymous))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -166,11 +169,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         let mut tick = tokio::time::interval(Duration::from_secs(600));
         loop {
             tick.tick().await;
-            match purge_state.store.purge_expired(purge_state.now()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::debug!(rows = n, "purged expired rows"),
-                Err(e) => tracing::warn!(error = %e, "purge of expired rows failed"),
-            }
+            purge_state.housekeeping().await;
         }
     });
     Ok(Running {

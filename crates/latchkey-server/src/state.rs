@@ -39,6 +39,8 @@ pub struct AppState {
     pub signin_per_ip: RateLimiter,
     /// Failed sign-ins per account.
     pub signin_per_account: RateLimiter,
+    /// Anonymous sign-ups per IP.
+    pub anonymous_per_ip: RateLimiter,
     /// Registered clients.
     pub clients: Vec<RegisteredClient>,
     /// HTML templates.
@@ -87,6 +89,7 @@ impl AppState {
             user_code_failures: RateLimiter::new(10, 60),
             signin_per_ip: RateLimiter::new(30, 60),
             signin_per_account: RateLimiter::new(10, 300),
+            anonymous_per_ip: RateLimiter::new(30, 600),
             clients: builtin(),
             templates: Templates::new(),
             hash_permits,
@@ -117,6 +120,25 @@ impl AppState {
             *k = ks;
         }
         Ok(())
+    }
+
+    /// Periodic clean-up: expired codes and web sessions, idle anonymous users.
+    pub async fn housekeeping(&self) {
+        let now = self.now();
+        match self.store.purge_expired(now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(rows = n, "purged expired rows"),
+            Err(e) => tracing::warn!(error = %e, "purge of expired rows failed"),
+        }
+        match self
+            .store
+            .purge_idle_anonymous(now - self.config.anonymous_idle_ttl)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(users = n, "deleted idle anonymous users"),
+            Err(e) => tracing::warn!(error = %e, "purge of idle anonymous users failed"),
+        }
     }
 
     /// Runs CPU-heavy password work on a blocking thread, at most `hash_concurrency` at once.

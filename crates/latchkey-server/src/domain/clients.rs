@@ -1,7 +1,8 @@
 //! Registered OAuth clients. The first-party public CLI client is built in.
 
 use latchkey_proto::{
-    CLI_CLIENT_ID, GRANT_AUTHORIZATION_CODE, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN,
+    CLI_CLIENT_ID, GRANT_ANONYMOUS, GRANT_AUTHORIZATION_CODE, GRANT_DEVICE_CODE, GRANT_PASSWORD,
+    GRANT_REFRESH_TOKEN,
 };
 
 /// An OAuth client this server knows.
@@ -34,6 +35,10 @@ pub fn builtin() -> Vec<RegisteredClient> {
             GRANT_DEVICE_CODE.to_owned(),
             GRANT_AUTHORIZATION_CODE.to_owned(),
             GRANT_REFRESH_TOKEN.to_owned(),
+            // First-party only: the resource owner password grant (RFC 6749 §4.3) and the
+            // anonymous extension grant are never offered to third-party clients.
+            GRANT_PASSWORD.to_owned(),
+            GRANT_ANONYMOUS.to_owned(),
         ],
     }]
 }

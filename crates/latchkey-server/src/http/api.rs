@@ -2,16 +2,22 @@
 //! version gate that answers 426 to CLIs older than the configured minimum.
 
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use latchkey_proto::{Me, MeUser, OrgMembership, SessionInfo};
+use latchkey_proto::{
+    ClaimAnonymousRequest, ClaimAnonymousResponse, Me, MeUser, OrgMembership, SessionInfo,
+    SessionList,
+};
 
 use super::error::ApiError;
 use super::oauth::verify_access;
 use crate::config::parse_version;
-use crate::state::SharedState;
+use crate::domain::secrets::hash_secret;
+use crate::domain::tokens::{AccessClaims, looks_like_refresh_token};
+use crate::state::{AppState, SharedState};
+use crate::store::{SessionRow, UserRow};
 
 /// Header in which a CLI built on latchkey-client sends its version.
 pub const CLIENT_VERSION_HEADER: &str = "latchkey-client-version";
@@ -64,13 +70,20 @@ pub async fn require_cli_version(
     next.run(req).await
 }
 
-/// `GET /v1/me`: who the bearer token belongs to.
-pub async fn me(
-    State(state): State<SharedState>,
-    headers: HeaderMap,
-) -> Result<Json<Me>, ApiError> {
-    let token = bearer(&headers)?;
-    let (claims, session) = verify_access(&state, token)
+/// The caller of a `/v1` endpoint: a verified bearer token, its session and its user.
+pub struct Caller {
+    /// Verified claims.
+    pub claims: AccessClaims,
+    /// The token's live session, if it has one.
+    pub session: Option<SessionRow>,
+    /// The user (enabled).
+    pub user: UserRow,
+}
+
+/// Authenticates a `/v1` request by its bearer token.
+pub async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let token = bearer(headers)?;
+    let (claims, session) = verify_access(state, token)
         .await
         .map_err(ApiError::invalid_token)?;
     let user = state
@@ -79,6 +92,138 @@ pub async fn me(
         .await?
         .filter(|u| !u.disabled)
         .ok_or_else(|| ApiError::invalid_token("the account no longer exists or is disabled"))?;
+    Ok(Caller {
+        claims,
+        session,
+        user,
+    })
+}
+
+fn session_info(s: SessionRow) -> SessionInfo {
+    SessionInfo {
+        id: s.id,
+        name: s.name,
+        client_id: s.client_id,
+        method: Some(s.method),
+        ip: s.ip,
+        user_agent: s.user_agent,
+        created_at: s.created_at,
+        last_used_at: s.last_used_at,
+    }
+}
+
+/// `GET /v1/sessions`: the caller's live sessions, the current one named.
+pub async fn list_sessions(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+) -> Result<Json<SessionList>, ApiError> {
+    let c = caller(&state, &headers).await?;
+    let sessions = state.store.sessions_of_user(&c.user.id).await?;
+    Ok(Json(SessionList {
+        sessions: sessions.into_iter().map(session_info).collect(),
+        current: c.claims.sid,
+    }))
+}
+
+/// `DELETE /v1/sessions/{id}`: ends one of the caller's sessions.
+pub async fn revoke_session(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let c = caller(&state, &headers).await?;
+    if state
+        .store
+        .revoke_user_session(&c.user.id, &id, state.now())
+        .await?
+    {
+        tracing::info!(session = %id, "session revoked by its user");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no live session of yours has that id; list them with GET /v1/sessions",
+        ))
+    }
+}
+
+/// `POST /v1/anonymous/claim`: moves the organizations of the anonymous identity whose
+/// refresh token is presented into the caller's account, then retires that identity.
+pub async fn claim_anonymous(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Result<Json<ClaimAnonymousRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<ClaimAnonymousResponse>, ApiError> {
+    let c = caller(&state, &headers).await?;
+    let Json(req) = body.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!(
+                "send JSON {{\"refresh_token\": \"lkr_...\"}}: {}",
+                e.body_text()
+            ),
+        )
+    })?;
+    let not_anon = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "not_anonymous",
+            "that refresh token does not belong to a live anonymous session",
+        )
+    };
+    let token = req.refresh_token.secret();
+    if !looks_like_refresh_token(token) {
+        return Err(not_anon());
+    }
+    let session = state
+        .store
+        .session_by_refresh(&hash_secret(token))
+        .await?
+        .filter(|s| s.revoked_at.is_none())
+        .ok_or_else(not_anon)?;
+    let anon = state
+        .store
+        .user_by_id(&session.user_id)
+        .await?
+        .filter(|u| u.anonymous)
+        .ok_or_else(not_anon)?;
+    if c.user.anonymous {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "anonymous_caller",
+            "sign in to a real account first; an anonymous identity cannot claim another",
+        ));
+    }
+    let moved = state
+        .store
+        .claim_anonymous(&anon.id, &c.user.id, state.now())
+        .await?;
+    tracing::info!(user = %c.user.id, orgs = moved.len(), "anonymous identity claimed");
+    Ok(Json(ClaimAnonymousResponse {
+        moved_orgs: moved
+            .into_iter()
+            .map(|m| OrgMembership {
+                id: m.org_id,
+                slug: m.slug,
+                name: m.name,
+                role: m.role,
+            })
+            .collect(),
+    }))
+}
+
+/// `GET /v1/me`: who the bearer token belongs to.
+pub async fn me(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+) -> Result<Json<Me>, ApiError> {
+    let Caller {
+        claims,
+        session,
+        user,
+    } = caller(&state, &headers).await?;
     let orgs: Vec<OrgMembership> = state
         .store
         .memberships(&user.id)
@@ -104,16 +249,7 @@ pub async fn me(
         },
         org,
         orgs,
-        session: session.map(|s| SessionInfo {
-            id: s.id,
-            name: s.name,
-            client_id: s.client_id,
-            method: Some(s.method),
-            ip: s.ip,
-            user_agent: s.user_agent,
-            created_at: s.created_at,
-            last_used_at: s.last_used_at,
-        }),
+        session: session.map(session_info),
         client_id: claims.client_id,
         scope: claims.scope,
         token_expires_at: claims.exp,

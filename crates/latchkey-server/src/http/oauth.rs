@@ -9,7 +9,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use latchkey_proto::{
     AccessToken, AuthorizationServerMetadata, CliConfig, DeviceAuthorizationResponse, ErrorCode,
-    GRANT_AUTHORIZATION_CODE, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN, RefreshToken, TokenResponse,
+    GRANT_ANONYMOUS, GRANT_AUTHORIZATION_CODE, GRANT_DEVICE_CODE, GRANT_PASSWORD,
+    GRANT_REFRESH_TOKEN, RefreshToken, TokenResponse, methods,
 };
 
 use super::error::{OAuthError, no_store};
@@ -221,6 +222,8 @@ pub async fn device_authorization(
 /// `POST /oauth/token` (RFC 6749 §3.2): dispatches on `grant_type`.
 pub async fn token(
     State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    UserAgent(ua): UserAgent,
     req: OAuthParams,
 ) -> Result<Response, OAuthError> {
     let grant_type = req.params.require("grant_type")?.to_owned();
@@ -236,6 +239,16 @@ pub async fn token(
         GRANT_AUTHORIZATION_CODE => {
             let client = authenticate_client(&state, &req, Some(&grant_type))?;
             authorization_code_grant(&state, client, &req).await
+        }
+        GRANT_PASSWORD => {
+            let client = authenticate_client(&state, &req, Some(&grant_type))?;
+            require_method(&state, methods::PASSWORD, "password sign-in")?;
+            password_grant(&state, client, &req, ip, ua).await
+        }
+        GRANT_ANONYMOUS => {
+            let client = authenticate_client(&state, &req, Some(&grant_type))?;
+            require_method(&state, methods::ANONYMOUS, "anonymous sign-in")?;
+            anonymous_grant(&state, client, &req, ip, ua).await
         }
         _ => {
             // Authenticate first so an unknown client hears invalid_client.
@@ -333,6 +346,165 @@ async fn device_code_grant(
             .await
         }
     }
+}
+
+fn require_method(state: &AppState, method: &str, what: &str) -> Result<(), OAuthError> {
+    if state.config.method_enabled(method) {
+        Ok(())
+    } else {
+        Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            format!("{what} is disabled on this server"),
+        ))
+    }
+}
+
+fn device_name(req: &OAuthParams) -> Option<String> {
+    req.params
+        .get("device_name")
+        .map(|n| n.chars().filter(|c| !c.is_control()).take(100).collect())
+}
+
+/// Creates a session for a user who just authenticated at the token endpoint, and issues
+/// its tokens. The active org is the user's first (personal) org.
+#[allow(clippy::too_many_arguments)]
+async fn new_session_and_issue(
+    state: &AppState,
+    user_id: &str,
+    client: &RegisteredClient,
+    method: &str,
+    scope: Scope,
+    name: Option<String>,
+    ip: Option<String>,
+    ua: Option<String>,
+) -> Result<Response, OAuthError> {
+    let now = state.now();
+    let org_id = state
+        .store
+        .memberships(user_id)
+        .await?
+        .into_iter()
+        .next()
+        .map(|m| m.org_id);
+    let refresh = new_secret(REFRESH_PREFIX);
+    let session = state
+        .store
+        .create_session(
+            &NewSession {
+                user_id: user_id.to_owned(),
+                org_id,
+                client_id: client.id.clone(),
+                name,
+                method: method.to_owned(),
+                scope: scope.to_string(),
+                ip,
+                user_agent: ua,
+                auth_time: now,
+            },
+            &hash_secret(&refresh),
+            now + state.config.refresh_token_ttl,
+            now,
+        )
+        .await?;
+    tracing::info!(session = %session.id, method, "login");
+    issue(state, &session, scope, refresh, None).await
+}
+
+fn too_many(wait: i64) -> OAuthError {
+    OAuthError::new(
+        ErrorCode::TemporarilyUnavailable,
+        format!("too many sign-in attempts; try again in {wait} seconds"),
+    )
+    .with_status(StatusCode::TOO_MANY_REQUESTS)
+    .with_retry_after(wait)
+}
+
+/// `grant_type=password` (RFC 6749 §4.3), first-party CLI only. An unknown email and a wrong
+/// password get the same answer, after the same amount of work.
+async fn password_grant(
+    state: &AppState,
+    client: &RegisteredClient,
+    req: &OAuthParams,
+    ip: Option<String>,
+    ua: Option<String>,
+) -> Result<Response, OAuthError> {
+    let username = req.params.require("username")?;
+    let password = req.params.require("password")?.to_owned();
+    let scope = Scope::parse_requested(req.params.get("scope"))
+        .map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e))?;
+    let now = state.now();
+    state
+        .signin_per_ip
+        .hit(ip.as_deref().unwrap_or("?"), now)
+        .map_err(too_many)?;
+    let wrong = || OAuthError::invalid_grant("wrong email or password");
+    let email = crate::domain::accounts::normalize_email(username).map_err(|_| wrong())?;
+    state
+        .signin_per_account
+        .check(&email, now)
+        .map_err(too_many)?;
+    let user = state.store.user_by_email(&email).await?;
+    let phc = user.as_ref().and_then(|u| u.password_hash.clone());
+    let ok = state
+        .hash_work(move || crate::domain::accounts::verify_password(&password, phc.as_deref()))
+        .await
+        .map_err(|e| match e {
+            crate::state::HashError::Busy => OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "the server is busy; try again in a few seconds",
+            )
+            .with_retry_after(5),
+            other => OAuthError::internal(&other),
+        })?;
+    match user {
+        Some(u) if ok && !u.disabled => {
+            new_session_and_issue(
+                state,
+                &u.id,
+                client,
+                "password",
+                scope,
+                device_name(req),
+                ip,
+                ua,
+            )
+            .await
+        }
+        _ => {
+            let _ = state.signin_per_account.hit(&email, now);
+            Err(wrong())
+        }
+    }
+}
+
+/// latchkey's anonymous extension grant: a real user with no email and a personal org.
+async fn anonymous_grant(
+    state: &AppState,
+    client: &RegisteredClient,
+    req: &OAuthParams,
+    ip: Option<String>,
+    ua: Option<String>,
+) -> Result<Response, OAuthError> {
+    let scope = Scope::parse_requested(req.params.get("scope"))
+        .map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e))?;
+    let now = state.now();
+    state
+        .anonymous_per_ip
+        .hit(ip.as_deref().unwrap_or("?"), now)
+        .map_err(too_many)?;
+    let user = state.store.create_user(None, None, None, true, now).await?;
+    tracing::info!(user = %user.id, "anonymous user created");
+    new_session_and_issue(
+        state,
+        &user.id,
+        client,
+        "anonymous",
+        scope,
+        device_name(req),
+        ip,
+        ua,
+    )
+    .await
 }
 
 /// `grant_type=authorization_code` (RFC 6749 §4.1.3) with PKCE (RFC 7636 §4.6).

@@ -300,4 +300,19 @@ impl Store {
         tx.commit().await?;
         Ok(n == 1)
     }
+
+    /// Revokes one of `user_id`'s sessions. Returns false when it is not theirs or not live.
+    pub async fn revoke_user_session(&self, user_id: &str, id: &str, now: i64) -> Result<bool> {
+        let owned: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM sessions WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match owned {
+            Some(_) => self.revoke_session(id, now).await,
+            None => Ok(false),
+        }
+    }
 }

@@ -170,4 +170,88 @@ impl Store {
             })
             .collect()
     }
+
+    /// Moves everything an anonymous user owns to `target`: their organizations (with all
+    /// that belongs to them) become the target's, with the target as owner; the anonymous
+    /// user is then deleted, which ends their sessions. Returns the moved organizations.
+    pub async fn claim_anonymous(
+        &self,
+        anonymous_id: &str,
+        target_id: &str,
+        now: i64,
+    ) -> Result<Vec<MembershipRow>> {
+        let mut tx = self.begin_write().await?;
+        let is_anon: Option<i64> = sqlx::query_scalar("SELECT anonymous FROM users WHERE id = $1")
+            .bind(anonymous_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if is_anon != Some(1) || anonymous_id == target_id {
+            tx.rollback().await?;
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT o.id, o.slug, o.name, o.personal, m.role FROM memberships m \
+             JOIN orgs o ON o.id = m.org_id WHERE m.user_id = $1",
+        )
+        .bind(anonymous_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut moved = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let org_id: String = r.try_get("id")?;
+            sqlx::query(
+                "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (org_id, user_id) DO UPDATE SET role = $3",
+            )
+            .bind(&org_id)
+            .bind(target_id)
+            .bind(Role::Owner.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            // The target keeps its own personal org; the claimed one becomes a shared org.
+            sqlx::query("UPDATE orgs SET personal = 0 WHERE id = $1")
+                .bind(&org_id)
+                .execute(&mut *tx)
+                .await?;
+            moved.push(MembershipRow {
+                org_id,
+                slug: r.try_get("slug")?,
+                name: r.try_get("name")?,
+                personal: false,
+                role: Role::Owner.as_str().to_owned(),
+            });
+        }
+        sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(anonymous_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    /// Deletes anonymous users created before `cutoff` with no session used since, and their
+    /// personal organizations. Returns how many users went.
+    pub async fn purge_idle_anonymous(&self, cutoff: i64) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let idle = "SELECT u.id FROM users u WHERE u.anonymous = 1 AND u.created_at < $1 \
+                    AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = u.id \
+                    AND s.revoked_at IS NULL AND s.last_used_at >= $1)";
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM orgs WHERE personal = 1 AND id IN \
+             (SELECT m.org_id FROM memberships m WHERE m.user_id IN ({idle}))"
+        )))
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?;
+        let n = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM users WHERE id IN ({idle})"
+        )))
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
 }

@@ -16,7 +16,7 @@ async fn token_endpoint_rejects_bad_requests() {
         (
             &[("grant_type", "password"), ("client_id", "latchkey-cli")],
             400,
-            "unsupported_grant_type",
+            "invalid_request",
         ),
         (
             &[("grant_type", "magic"), ("client_id", "latchkey-cli")],

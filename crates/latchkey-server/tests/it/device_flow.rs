@@ -306,7 +306,10 @@ async fn upgrade_required_for_old_cli() {
     assert_eq!(cfg["min_cli_version"], "2.0.0");
     assert_eq!(cfg["client_id"], "latchkey-cli");
     assert_eq!(cfg["issuer"], base);
-    assert_eq!(cfg["login_methods"][0], "device");
+    assert_eq!(
+        cfg["login_methods"],
+        serde_json::json!(["browser", "device", "password"])
+    );
     srv.stop().await;
 }
 

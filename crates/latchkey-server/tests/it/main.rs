@@ -8,6 +8,7 @@ mod bad_input;
 mod binary;
 mod device_flow;
 mod interop;
+mod methods;
 
 use latchkey_server::testkit::install_crypto;
 use serde_json::Value;
