@@ -1,0 +1,204 @@
+//! The HTTP client every request goes through: one place for the User-Agent and
+//! `Latchkey-Client-Version` headers, timeouts, TLS set-up and turning transport failures into
+//! readable errors.
+//!
+//! The underlying `reqwest::Client` is built lazily, so commands that answer from the local
+//! cache (`token` with a valid token) never pay for TLS initialisation.
+
+use crate::error::{Error, Result};
+use latchkey_proto::ErrorResponse;
+use serde::de::DeserializeOwned;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Header carrying the embedding CLI's version, so the server can answer 426 to old clients.
+pub const CLIENT_VERSION_HEADER: &str = "Latchkey-Client-Version";
+
+/// Largest response body read, to bound memory on a misbehaving server.
+const MAX_BODY: usize = 1 << 20;
+
+/// A lazily built HTTP client with latchkey's headers.
+#[derive(Debug)]
+pub(crate) struct Http {
+    client: OnceLock<reqwest::Client>,
+    user_agent: String,
+    version: String,
+    timeout: Duration,
+}
+
+/// A fully read response.
+#[derive(Debug)]
+pub(crate) struct Response {
+    pub url: String,
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// Parses the body as JSON, or explains what came back instead.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_slice(&self.body).map_err(|e| Error::Protocol {
+            url: self.url.clone(),
+            reason: format!(
+                "HTTP {} with a body that is not the expected JSON ({e})",
+                self.status
+            ),
+        })
+    }
+
+    /// The RFC 6749 §5.2 error in the body, if it is one.
+    pub fn oauth_error(&self) -> Option<ErrorResponse> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// An error for a status this call did not expect.
+    pub fn unexpected(&self) -> Error {
+        let reason = match self.oauth_error() {
+            Some(e) => format!(
+                "HTTP {}: {}{}",
+                self.status,
+                e.error,
+                e.error_description
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default()
+            ),
+            None => format!("HTTP {}", self.status),
+        };
+        Error::Protocol {
+            url: self.url.clone(),
+            reason,
+        }
+    }
+}
+
+impl Http {
+    pub fn new(app: &str, version: &str, timeout: Duration) -> Self {
+        let lib = env!("CARGO_PKG_VERSION");
+        let user_agent = if app == "latchkey" {
+            format!("latchkey/{version}")
+        } else {
+            format!("{app}/{version} latchkey-client/{lib}")
+        };
+        Self {
+            client: OnceLock::new(),
+            user_agent,
+            version: version.to_owned(),
+            timeout,
+        }
+    }
+
+    fn client(&self) -> Result<&reqwest::Client> {
+        if let Some(c) = self.client.get() {
+            return Ok(c);
+        }
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Ok(v) = reqwest::header::HeaderValue::from_str(&self.version) {
+            headers.insert(CLIENT_VERSION_HEADER, v);
+        }
+        let c = reqwest::Client::builder()
+            .user_agent(self.user_agent.clone())
+            .default_headers(headers)
+            .connect_timeout(Duration::from_secs(10).min(self.timeout))
+            .timeout(self.timeout)
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .map_err(|e| Error::Network {
+                url: String::new(),
+                reason: format!("cannot set up HTTPS ({e})"),
+            })?;
+        Ok(self.client.get_or_init(|| c))
+    }
+
+    /// `GET url`, optionally with a bearer token.
+    pub async fn get(&self, url: &str, bearer: Option<&str>) -> Result<Response> {
+        let mut req = self
+            .client()?
+            .get(url)
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        self.send(url, req).await
+    }
+
+    /// `POST url` with a form body (OAuth endpoints).
+    pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Result<Response> {
+        let req = self
+            .client()?
+            .post(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(form);
+        self.send(url, req).await
+    }
+
+    async fn send(&self, url: &str, req: reqwest::RequestBuilder) -> Result<Response> {
+        let resp = req.send().await.map_err(|e| network_error(url, &e))?;
+        let status = resp.status().as_u16();
+        let mut body = Vec::new();
+        let mut resp = resp;
+        while let Some(chunk) = resp.chunk().await.map_err(|e| network_error(url, &e))? {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(Error::Protocol {
+                    url: url.to_owned(),
+                    reason: "the response is too large".to_owned(),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Response {
+            url: url.to_owned(),
+            status,
+            body,
+        })
+    }
+}
+
+/// Describes a transport failure by its innermost cause ("Connection refused", "timed out").
+fn network_error(url: &str, e: &reqwest::Error) -> Error {
+    let reason = if e.is_timeout() {
+        "the request timed out".to_owned()
+    } else {
+        let mut cause: &dyn std::error::Error = e;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        cause.to_string()
+    };
+    Error::Network {
+        url: url.to_owned(),
+        reason,
+    }
+}
+
+/// Joins a base URL and an absolute path without doubling or losing the slash.
+pub(crate) fn join(base: &str, path: &str) -> String {
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_paths() {
+        assert_eq!(join("http://a/", "/v1/me"), "http://a/v1/me");
+        assert_eq!(join("http://a/base", "v1/me"), "http://a/base/v1/me");
+    }
+
+    #[test]
+    fn user_agents() {
+        let h = Http::new("latchkey", "1.2.3", Duration::from_secs(1));
+        assert_eq!(h.user_agent, "latchkey/1.2.3");
+        let h = Http::new("acme", "0.9.0", Duration::from_secs(1));
+        assert!(h.user_agent.starts_with("acme/0.9.0 latchkey-client/"));
+    }
+}

@@ -1,0 +1,204 @@
+//! Keeping a session alive: a valid access token from the cache, a refresh under the file lock
+//! when it is about to expire (or was rejected), and revocation at logout.
+//!
+//! The rule that makes concurrent processes safe with rotating refresh tokens: read without a
+//! lock; if a refresh looks needed, take the exclusive lock, *re-read* the file, and refresh only
+//! if it is still needed. Whoever waited behind the lock finds the fresh tokens the first process
+//! wrote and uses them, so one refresh happens and nobody spends a dead refresh token.
+
+use crate::credentials::Credentials;
+use crate::error::{Error, Result};
+use crate::http::Http;
+use crate::store::CredentialStore;
+use latchkey_proto::{AccessToken, ErrorCode, GRANT_REFRESH_TOKEN, TokenResponse};
+
+/// A cached access token is used only while it stays valid for more than this many seconds.
+pub const REFRESH_MARGIN_SECS: i64 = 60;
+
+/// The current time in unix seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Whether `creds` must be refreshed at `now`: expiring within the margin, or the token the server
+/// just rejected (`rejected`) is still the one on file.
+pub fn needs_refresh(creds: &Credentials, rejected: Option<&AccessToken>, now: i64) -> bool {
+    match rejected {
+        Some(r) => creds.access_token == *r,
+        None => !creds.valid_for_more_than(REFRESH_MARGIN_SECS, now),
+    }
+}
+
+/// Stores a token response into the credentials (the refresh token is kept when the server does
+/// not rotate it).
+pub fn apply_token_response(creds: &mut Credentials, tr: TokenResponse, now: i64) {
+    creds.access_token = tr.access_token;
+    if let Some(rt) = tr.refresh_token {
+        creds.refresh_token = Some(rt);
+    }
+    creds.expires_at = tr
+        .expires_in
+        .map(|s| now.saturating_add(i64::try_from(s).unwrap_or(i64::MAX)));
+    if tr.scope.is_some() {
+        creds.scope = tr.scope;
+    }
+    creds.token_type = tr.token_type;
+}
+
+/// Credentials whose access token is usable, refreshing under the lock if needed. `rejected` is
+/// the access token a server just answered 401 to, which forces a refresh unless another process
+/// already replaced it.
+pub(crate) async fn fresh_credentials(
+    http: &Http,
+    store: &CredentialStore,
+    app: &str,
+    rejected: Option<&AccessToken>,
+) -> Result<Credentials> {
+    let not_signed_in = || Error::NotSignedIn {
+        app: app.to_owned(),
+    };
+    let creds = store.load()?.ok_or_else(not_signed_in)?;
+    if !needs_refresh(&creds, rejected, now()) {
+        return Ok(creds);
+    }
+    let _lock = store.lock().await?;
+    let mut creds = store.load()?.ok_or_else(not_signed_in)?;
+    if !needs_refresh(&creds, rejected, now()) {
+        tracing::debug!("another process refreshed the session");
+        return Ok(creds);
+    }
+    let t = now();
+    match refresh(http, &creds, app).await {
+        Ok(tr) => {
+            apply_token_response(&mut creds, tr, t);
+            creds.refreshed_at = Some(t);
+            store.save(&creds)?;
+            Ok(creds)
+        }
+        // Offline, but the cached token is still good for a while: use it.
+        Err(Error::Network { .. }) if rejected.is_none() && creds.valid_for_more_than(0, now()) => {
+            Ok(creds)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The refresh request (RFC 6749 §6). A rejected grant means the session is over.
+async fn refresh(http: &Http, creds: &Credentials, app: &str) -> Result<TokenResponse> {
+    let expired = || Error::SessionExpired {
+        app: app.to_owned(),
+    };
+    let Some(rt) = &creds.refresh_token else {
+        return Err(expired());
+    };
+    let form = [
+        ("grant_type", GRANT_REFRESH_TOKEN),
+        ("refresh_token", rt.secret()),
+        ("client_id", creds.client_id.as_str()),
+    ];
+    let resp = http.post_form(&creds.token_endpoint, &form).await?;
+    if resp.is_success() {
+        return resp.json();
+    }
+    match resp.oauth_error() {
+        Some(e)
+            if matches!(
+                e.error,
+                ErrorCode::InvalidGrant | ErrorCode::InvalidToken | ErrorCode::InvalidClient
+            ) =>
+        {
+            Err(expired())
+        }
+        Some(e) => Err(Error::OAuth {
+            code: e.error,
+            description: e.error_description,
+        }),
+        None if resp.status == 401 => Err(expired()),
+        None => Err(resp.unexpected()),
+    }
+}
+
+/// What happened to the server-side session at logout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    /// The server revoked it (RFC 7009 §2.2).
+    Revoked,
+    /// The server has no revocation endpoint; the tokens stay valid until they expire.
+    NotSupported,
+    /// The server could not be reached or refused; the reason says which.
+    Failed(String),
+    /// Nothing to revoke (e.g. the file was corrupt).
+    NotAttempted,
+}
+
+/// Revokes the session (best effort): the refresh token if there is one, else the access token.
+pub(crate) async fn revoke(http: &Http, creds: &Credentials) -> Revocation {
+    let Some(endpoint) = &creds.revocation_endpoint else {
+        return Revocation::NotSupported;
+    };
+    let (token, hint) = match &creds.refresh_token {
+        Some(rt) => (rt.secret(), "refresh_token"),
+        None => (creds.access_token.secret(), "access_token"),
+    };
+    let form = [
+        ("token", token),
+        ("token_type_hint", hint),
+        ("client_id", creds.client_id.as_str()),
+    ];
+    match http.post_form(endpoint, &form).await {
+        Ok(r) if r.is_success() => Revocation::Revoked,
+        Ok(r) => Revocation::Failed(r.unexpected().to_string()),
+        Err(e) => Revocation::Failed(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::credentials::tests::sample;
+    use latchkey_proto::RefreshToken;
+
+    #[test]
+    fn refresh_decision() {
+        let c = sample(); // expires_at 1000
+        assert!(!needs_refresh(&c, None, 900));
+        assert!(needs_refresh(&c, None, 941));
+        assert!(needs_refresh(&c, Some(&AccessToken::new("at-secret")), 0));
+        // Someone else already replaced the rejected token: no refresh.
+        assert!(!needs_refresh(&c, Some(&AccessToken::new("older")), 0));
+    }
+
+    #[test]
+    fn token_response_rotation() {
+        let mut c = sample();
+        let tr = TokenResponse {
+            access_token: AccessToken::new("new-at"),
+            token_type: "Bearer".into(),
+            expires_in: Some(3600),
+            refresh_token: Some(RefreshToken::new("new-rt")),
+            scope: None,
+            id_token: None,
+        };
+        apply_token_response(&mut c, tr, 100);
+        assert_eq!(c.access_token.secret(), "new-at");
+        assert_eq!(c.refresh_token.as_ref().map(|r| r.secret()), Some("new-rt"));
+        assert_eq!(c.expires_at, Some(3700));
+        assert_eq!(c.scope.as_deref(), Some("openid"));
+        // A server that does not rotate: the old refresh token stays.
+        let tr = TokenResponse {
+            access_token: AccessToken::new("newer-at"),
+            token_type: "Bearer".into(),
+            expires_in: None,
+            refresh_token: None,
+            scope: None,
+            id_token: None,
+        };
+        apply_token_response(&mut c, tr, 200);
+        assert_eq!(c.refresh_token.as_ref().map(|r| r.secret()), Some("new-rt"));
+        assert_eq!(c.expires_at, None);
+    }
+}
