@@ -1,9 +1,15 @@
-//! `latchkeyd`: parse arguments, set up logging, run the server until SIGTERM or Ctrl-C.
+//! `latchkeyd`: parse arguments, then serve (the default) or run one operator command against
+//! the database: `migrate`, `keys rotate|list`, `users create|disable|enable`, `check-config`.
 
-use anyhow::Context;
-use clap::Parser;
+use anyhow::{Context, bail};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use latchkey_server::config::{Config, Settings};
-use latchkey_server::domain::clock::SystemClock;
+use latchkey_server::domain::accounts;
+use latchkey_server::domain::clock::{Clock, SystemClock};
+use latchkey_server::domain::keys::{self, KeySet};
+use latchkey_server::state::key_grace;
+use latchkey_server::store::{Store, StoreError};
+use std::io::BufRead;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
@@ -14,7 +20,7 @@ use tracing_subscriber::EnvFilter;
 #[command(
     name = "latchkeyd",
     version,
-    after_help = "Examples:\n  latchkeyd\n  latchkeyd --listen 0.0.0.0:8080 --public-url https://auth.example.com\n  latchkeyd --config /etc/latchkeyd.toml\n\nEvery flag can also be set by its LATCHKEYD_* environment variable or in the config file."
+    after_help = "Examples:\n  latchkeyd\n  latchkeyd --listen 0.0.0.0:8080 --public-url https://auth.example.com\n  latchkeyd --config /etc/latchkeyd.toml migrate\n  latchkeyd keys rotate\n  latchkeyd users create admin@example.com --password-stdin < password.txt\n\nEvery setting can be given before or after the command, by its LATCHKEYD_* environment\nvariable, or in the config file. See docs/operating.md."
 )]
 struct Args {
     /// Settings file (.toml, .yaml or .yml); flags and environment override it.
@@ -22,6 +28,72 @@ struct Args {
     config: Option<PathBuf>,
     #[command(flatten)]
     settings: Settings,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run the server until SIGTERM or Ctrl-C (the default).
+    Serve,
+    /// Apply pending database migrations and exit (safe while other replicas run or migrate).
+    Migrate,
+    /// Signing keys: rotate, list.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Accounts: create, disable, enable.
+    #[command(subcommand)]
+    Users(UsersCmd),
+    /// Validate the settings and print the effective configuration (database password hidden).
+    CheckConfig {
+        /// Also connect to the database and report its migrations.
+        #[arg(long)]
+        connect: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCmd {
+    /// Add a new signing key: published in the JWKS at once, signing after
+    /// `key_activation_delay`; the current key then retires once its tokens have expired.
+    Rotate {
+        /// Sign with the new key at once (after a suspected key compromise). Replicas that have
+        /// not reloaded keys yet reject its tokens for up to `key_reload_interval`.
+        #[arg(long)]
+        now: bool,
+    },
+    /// List the signing keys and their schedule.
+    List {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCmd {
+    /// Create an account (with its personal organization).
+    Create {
+        /// Email address (the sign-in name).
+        email: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from the first line of stdin; without it a random password is
+        /// generated and printed once.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable an account: it can no longer sign in, and its sessions and web sign-ins end now.
+    Disable {
+        /// Email address.
+        email: String,
+    },
+    /// Re-enable a disabled account (its ended sessions stay ended).
+    Enable {
+        /// Email address.
+        email: String,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,15 +106,69 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+fn parse_args() -> Args {
+    // Settings are accepted before and after the command (`latchkeyd migrate --database-url ..`).
+    let cmd = Args::command().mut_args(|a| a.global(true));
+    let matches = cmd.get_matches();
+    Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn run() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let args = parse_args();
     let file = match &args.config {
         Some(p) => Settings::from_file(p)?,
         None => Settings::default(),
     };
     let config = Config::from_settings(args.settings.or(file))?;
-    let filter = EnvFilter::try_from_env("LATCHKEYD_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let command = args.command.unwrap_or(Cmd::Serve);
+    if let Cmd::CheckConfig { connect: false } = command {
+        print_config(&config);
+        return Ok(());
+    }
+    init_logging(&config, matches!(command, Cmd::Serve | Cmd::Migrate));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        match command {
+            Cmd::Serve => serve(config).await,
+            Cmd::Migrate => migrate(&config).await,
+            Cmd::Keys(k) => keys_cmd(&config, k).await,
+            Cmd::Users(u) => users_cmd(&config, u).await,
+            Cmd::CheckConfig { .. } => {
+                print_config(&config);
+                let store = open(&config).await?;
+                let status = store.schema_status().await?;
+                store.close().await;
+                if !status.unknown.is_empty() {
+                    bail!(
+                        "the database has migrations {:?} this latchkeyd does not know; upgrade latchkeyd",
+                        status.unknown
+                    );
+                }
+                if status.pending.is_empty() {
+                    println!("database: reachable, schema current");
+                } else {
+                    println!(
+                        "database: reachable, migrations pending: {:?} (run `latchkeyd migrate`)",
+                        status.pending
+                    );
+                }
+                Ok(())
+            }
+        }
+    })
+}
+
+fn init_logging(config: &Config, info: bool) {
+    let default = if info {
+        "info,sqlx=warn,tower_http=warn"
+    } else {
+        "warn"
+    };
+    let filter =
+        EnvFilter::try_from_env("LATCHKEYD_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     if config.json_logs {
         tracing_subscriber::fmt()
             .json()
@@ -55,28 +181,269 @@ fn run() -> anyhow::Result<()> {
             .with_writer(std::io::stderr)
             .init();
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let db = config.database_url.clone();
-        let running = latchkey_server::start(config, Arc::new(SystemClock))
-            .await
-            .with_context(|| format!("cannot start with database {}", redact_url(&db)))?;
-        println!("latchkeyd is running at {}", running.url);
-        println!(
-            "Open {}/ in your browser to create an account.",
-            running.url
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let db = config.database_url.clone();
+    let running = latchkey_server::start(config, Arc::new(SystemClock))
+        .await
+        .with_context(|| format!("cannot start with database {}", redact_url(&db)))?;
+    println!("latchkeyd is running at {}", running.url);
+    println!(
+        "Open {}/ in your browser to create an account.",
+        running.url
+    );
+    println!(
+        "Connect the CLI: latchkey config set cloud.url {} && latchkey login",
+        running.url
+    );
+    shutdown_signal().await;
+    eprintln!("shutting down…");
+    running.stop().await
+}
+
+/// Opens the database of `config` (creating a SQLite file if missing).
+async fn open(config: &Config) -> anyhow::Result<Store> {
+    Store::connect_with(&config.database_url, config.backend, 2)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                redact_url(&config.database_url)
+            )
+        })
+}
+
+/// Opens the database and checks its schema is current (operator commands never migrate
+/// implicitly, except `migrate`).
+async fn open_current(config: &Config) -> anyhow::Result<Store> {
+    let store = open(config).await?;
+    let status = store.schema_status().await?;
+    if !status.is_current() {
+        bail!(
+            "the database needs migrations {:?}\nhint: run `latchkeyd migrate` first",
+            status.pending
         );
-        println!(
-            "Connect the CLI: latchkey config set cloud.url {} && latchkey login",
-            running.url
-        );
-        shutdown_signal().await;
-        eprintln!("shutting down…");
-        running.stop().await
-    })
+    }
+    Ok(store)
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let store = open(config).await?;
+    let done = store
+        .migrate(SystemClock.now())
+        .await
+        .map_err(|e| match e {
+            StoreError::SchemaTooNew(_) => anyhow::anyhow!("{e}"),
+            e => anyhow::Error::new(e).context("migration failed; nothing was changed"),
+        })?;
+    store.close().await;
+    if done.is_empty() {
+        println!("The database schema is up to date.");
+    } else {
+        println!("Applied migrations {done:?}.");
+    }
+    Ok(())
+}
+
+async fn keys_cmd(config: &Config, cmd: KeysCmd) -> anyhow::Result<()> {
+    let store = open_current(config).await?;
+    let now = SystemClock.now();
+    let grace = key_grace(config);
+    let result = match cmd {
+        KeysCmd::Rotate { now: at_once } => {
+            let key = keys::generate();
+            // With no key signing yet there is nothing to publish ahead of.
+            let nothing_signs = KeySet::new(store.signing_keys().await?)
+                .active(now)
+                .is_none();
+            let at_once = at_once || nothing_signs;
+            let activates_at = if at_once {
+                now
+            } else {
+                now + config.key_activation_delay
+            };
+            store.insert_signing_key(&key, now, activates_at).await?;
+            println!("New signing key {}", key.kid);
+            println!(
+                "  published: now, in {}/.well-known/jwks.json",
+                issuer_hint(config)
+            );
+            println!(
+                "  signs from: {} ({})",
+                rfc3339(activates_at),
+                if at_once {
+                    "now".to_owned()
+                } else {
+                    format!("in {} s", config.key_activation_delay)
+                }
+            );
+            println!(
+                "The current key stops signing then and stays published {grace} s more, until \
+                 the tokens it signed have expired."
+            );
+            if at_once && !nothing_signs {
+                println!(
+                    "warning: replicas reject tokens signed with the new key until they reload \
+                     keys (within key_reload_interval = {} s).",
+                    config.key_reload_interval
+                );
+            }
+            Ok(())
+        }
+        KeysCmd::List { json } => {
+            let set = KeySet::new(store.signing_keys().await?);
+            let status = set.status(now, grace);
+            if json {
+                let rows: Vec<_> = status
+                    .iter()
+                    .map(|s| {
+                        serde_json::json!({
+                            "kid": s.kid,
+                            "state": s.state.as_str(),
+                            "created_at": s.created_at,
+                            "activates_at": s.activates_at,
+                            "signs_until": s.signs_until,
+                            "published_until": s.published_until,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!(
+                    "{:<44}  {:<8}  {:<20}  {:<20}  {:<20}  PUBLISHED UNTIL",
+                    "KID", "STATE", "CREATED", "SIGNS FROM", "SIGNS UNTIL"
+                );
+                for s in &status {
+                    let opt = |t: Option<i64>| t.map_or_else(|| "-".to_owned(), rfc3339);
+                    println!(
+                        "{:<44}  {:<8}  {:<20}  {:<20}  {:<20}  {}",
+                        s.kid,
+                        s.state.as_str(),
+                        rfc3339(s.created_at),
+                        rfc3339(s.activates_at),
+                        opt(s.signs_until),
+                        opt(s.published_until)
+                    );
+                }
+            }
+            Ok(())
+        }
+    };
+    store.close().await;
+    result
+}
+
+fn issuer_hint(config: &Config) -> String {
+    config.public_url.as_ref().map_or_else(
+        || format!("http://{}", config.listen),
+        |u| u.as_str().trim_end_matches('/').to_owned(),
+    )
+}
+
+async fn users_cmd(config: &Config, cmd: UsersCmd) -> anyhow::Result<()> {
+    let store = open_current(config).await?;
+    let now = SystemClock.now();
+    let result = async {
+        match cmd {
+            UsersCmd::Create {
+                email,
+                name,
+                password_stdin,
+            } => {
+                let email = accounts::normalize_email(&email).map_err(anyhow::Error::msg)?;
+                let (password, generated) = if password_stdin {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .lock()
+                        .read_line(&mut line)
+                        .context("cannot read the password from stdin")?;
+                    (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+                } else {
+                    (latchkey_server::domain::secrets::new_secret(""), true)
+                };
+                accounts::validate_new_password(&password).map_err(anyhow::Error::msg)?;
+                let pw = password.clone();
+                let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&pw))
+                    .await?
+                    .map_err(anyhow::Error::msg)?;
+                let name = name.filter(|n| !n.trim().is_empty());
+                let user = match store
+                    .create_user(Some(&email), name.as_deref(), Some(&hash), false, now)
+                    .await
+                {
+                    Err(StoreError::Conflict) => {
+                        bail!("an account with the email {email} already exists")
+                    }
+                    other => other?,
+                };
+                println!("Created account {email} ({})", user.id);
+                if generated {
+                    println!("Password (shown once): {password}");
+                }
+                Ok(())
+            }
+            UsersCmd::Disable { email } => {
+                let email = accounts::normalize_email(&email).map_err(anyhow::Error::msg)?;
+                match store.disable_user(&email, now).await? {
+                    Some(d) => {
+                        println!(
+                            "Disabled {email} ({}): {} session(s) revoked, {} web sign-in(s) ended.",
+                            d.user_id, d.sessions_revoked, d.web_sessions_ended
+                        );
+                        println!(
+                            "Access tokens already issued stay valid until they expire (at most \
+                             access_token_ttl = {} s) for services that verify them offline.",
+                            config.access_token_ttl
+                        );
+                        Ok(())
+                    }
+                    None => bail!("no account has the email {email}"),
+                }
+            }
+            UsersCmd::Enable { email } => {
+                let email = accounts::normalize_email(&email).map_err(anyhow::Error::msg)?;
+                if store.enable_user(&email, now).await? {
+                    println!("Enabled {email}.");
+                    Ok(())
+                } else {
+                    bail!("no account has the email {email}")
+                }
+            }
+        }
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+fn print_config(config: &Config) {
+    let mut shown = config.clone();
+    shown.database_url = redact_url(&config.database_url);
+    println!("Configuration is valid.");
+    println!("{shown:#?}");
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+fn rfc3339(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 /// A database URL without its password, for messages.
@@ -108,5 +475,29 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_000_000), "2026-11-18T11:06:40Z");
+    }
+
+    #[test]
+    fn arguments() {
+        Args::command().debug_assert();
+        let a = Args::try_parse_from(["latchkeyd", "keys", "rotate", "--now"]).expect("parse");
+        assert!(matches!(
+            a.command,
+            Some(Cmd::Keys(KeysCmd::Rotate { now: true }))
+        ));
+        let a = Args::try_parse_from(["latchkeyd"]).expect("parse");
+        assert!(a.command.is_none());
     }
 }

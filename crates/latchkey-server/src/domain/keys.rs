@@ -1,7 +1,20 @@
-//! Signing keys and JWTs: Ed25519 (EdDSA) keys, the JWKS document, signing and verification.
+//! Signing keys and JWTs: Ed25519 (EdDSA) keys, the JWKS document, signing and verification,
+//! and the rotation schedule.
 //!
 //! The algorithm is pinned: a token whose header says anything but `EdDSA` is refused before
 //! its signature is looked at, so `alg` is never taken from the token (RFC 8725 §3.1).
+//!
+//! Rotation, so that no verifier ever sees a token signed by a key it cannot know yet, and no
+//! token outlives the publication of its key:
+//!
+//! 1. **pending**: a new key is stored with an activation time in the future. It is published
+//!    in the JWKS at once but does not sign yet, so every replica (reloading keys from the
+//!    database) and every resource server (caching the JWKS) learns it first.
+//! 2. **active**: from its activation time the newest activated key signs.
+//! 3. **retiring**: once a newer key is active the old one stops signing but stays published
+//!    for [`KeySet::published`]'s grace (the access token lifetime plus clock skew), so the
+//!    tokens it signed keep verifying until they expire.
+//! 4. **retired**: after that it is unpublished and deleted from the database.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -22,8 +35,10 @@ pub struct KeyEntry {
     pub public: VerifyingKey,
     /// The signing key.
     signing: SigningKey,
-    /// Unix seconds the key was created.
+    /// Unix seconds the key was created (and first published).
     pub created_at: i64,
+    /// Unix seconds from which the key may sign.
+    pub activates_at: i64,
     /// Unix seconds after which the key no longer signs (it stays published for verification).
     pub retired_at: Option<i64>,
 }
@@ -33,6 +48,7 @@ impl fmt::Debug for KeyEntry {
         f.debug_struct("KeyEntry")
             .field("kid", &self.kid)
             .field("created_at", &self.created_at)
+            .field("activates_at", &self.activates_at)
             .field("retired_at", &self.retired_at)
             .finish_non_exhaustive()
     }
@@ -79,6 +95,7 @@ impl KeyEntry {
         kid: String,
         private_b64: &str,
         created_at: i64,
+        activates_at: i64,
         retired_at: Option<i64>,
     ) -> Result<Self, String> {
         let bytes = URL_SAFE_NO_PAD
@@ -93,6 +110,7 @@ impl KeyEntry {
             public: signing.verifying_key(),
             signing,
             created_at,
+            activates_at,
             retired_at,
         })
     }
@@ -121,10 +139,57 @@ pub enum JwtError {
     Expired,
 }
 
-/// The keys a server knows: the newest unretired one signs, all of them verify.
+/// The keys a server knows: the most recently activated one signs, all of them verify.
 #[derive(Debug, Clone, Default)]
 pub struct KeySet {
+    /// Newest activation first.
     keys: Vec<KeyEntry>,
+}
+
+/// Clock skew allowed between this server, other replicas and verifiers, seconds: added to the
+/// time a retiring key stays published.
+pub const KEY_SKEW_SECS: i64 = 300;
+
+/// Where a key stands in its life cycle (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Published, not signing yet.
+    Pending,
+    /// Signing.
+    Active,
+    /// Superseded: published so its tokens verify until they expire, no longer signing.
+    Retiring,
+    /// Past its publication: to be deleted.
+    Retired,
+}
+
+impl KeyState {
+    /// A lower-case name, for listings and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Active => "active",
+            Self::Retiring => "retiring",
+            Self::Retired => "retired",
+        }
+    }
+}
+
+/// One key's schedule, for `latchkeyd keys list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyStatus {
+    /// The key id.
+    pub kid: String,
+    /// Where it stands now.
+    pub state: KeyState,
+    /// Created and published.
+    pub created_at: i64,
+    /// Signs from.
+    pub activates_at: i64,
+    /// Signs until (a newer key's activation or an explicit retirement), when known.
+    pub signs_until: Option<i64>,
+    /// Published until, when known.
+    pub published_until: Option<i64>,
 }
 
 #[derive(serde::Deserialize)]
@@ -139,7 +204,9 @@ struct Header {
 impl KeySet {
     /// A key set from stored keys (any order).
     pub fn new(mut keys: Vec<KeyEntry>) -> Self {
-        keys.sort_by_key(|k| std::cmp::Reverse(k.created_at));
+        keys.sort_by(|a, b| {
+            (b.activates_at, b.created_at, &b.kid).cmp(&(a.activates_at, a.created_at, &a.kid))
+        });
         Self { keys }
     }
 
@@ -148,11 +215,90 @@ impl KeySet {
         self.keys.is_empty()
     }
 
-    /// The key that signs now: the newest key that is not retired.
+    /// The keys, newest activation first.
+    pub fn keys(&self) -> &[KeyEntry] {
+        &self.keys
+    }
+
+    /// The key that signs now: the most recently activated key that is not retired.
     pub fn active(&self, now: i64) -> Option<&KeyEntry> {
         self.keys
             .iter()
-            .find(|k| k.retired_at.is_none_or(|r| r > now))
+            .find(|k| k.activates_at <= now && k.retired_at.is_none_or(|r| r > now))
+    }
+
+    /// When the key at `idx` stops signing: the activation of the next key, or its explicit
+    /// retirement, whichever comes first.
+    fn signs_until(&self, idx: usize) -> Option<i64> {
+        let key = &self.keys[idx];
+        let next = self.keys[..idx]
+            .iter()
+            .map(|k| k.activates_at)
+            .filter(|a| *a > key.activates_at)
+            .min();
+        match (next, key.retired_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Every key's schedule at `now`, newest activation first. `grace` is how long a key stays
+    /// published after it stops signing: the access token lifetime plus [`KEY_SKEW_SECS`].
+    pub fn status(&self, now: i64, grace: i64) -> Vec<KeyStatus> {
+        let active = self.active(now).map(|k| k.kid.clone());
+        self.keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let signs_until = self.signs_until(i);
+                let published_until = signs_until.map(|t| t + grace);
+                let state = if now < k.activates_at {
+                    KeyState::Pending
+                } else if active.as_deref() == Some(&k.kid) {
+                    KeyState::Active
+                } else if published_until.is_none_or(|t| now < t) {
+                    KeyState::Retiring
+                } else {
+                    KeyState::Retired
+                };
+                KeyStatus {
+                    kid: k.kid.clone(),
+                    state,
+                    created_at: k.created_at,
+                    activates_at: k.activates_at,
+                    signs_until,
+                    published_until,
+                }
+            })
+            .collect()
+    }
+
+    /// The keys still published at `now` (every state but retired): what the JWKS lists and
+    /// what verifies.
+    pub fn published(&self, now: i64, grace: i64) -> KeySet {
+        let keep: Vec<String> = self
+            .status(now, grace)
+            .into_iter()
+            .filter(|s| s.state != KeyState::Retired)
+            .map(|s| s.kid)
+            .collect();
+        KeySet {
+            keys: self
+                .keys
+                .iter()
+                .filter(|k| keep.contains(&k.kid))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Ids of the keys past their publication, to delete.
+    pub fn retired(&self, now: i64, grace: i64) -> Vec<String> {
+        self.status(now, grace)
+            .into_iter()
+            .filter(|s| s.state == KeyState::Retired)
+            .map(|s| s.kid)
+            .collect()
     }
 
     /// The public JWK Set (RFC 7517 §5) of every known key.
@@ -251,11 +397,87 @@ pub fn check_standard_claims(
 mod tests {
     use super::*;
 
-    fn set() -> KeySet {
+    fn entry(created: i64, activates: i64) -> KeyEntry {
         let k = generate();
-        KeySet::new(vec![
-            KeyEntry::from_stored(k.kid, &k.private_b64, 100, None).expect("key"),
-        ])
+        KeyEntry::from_stored(k.kid, &k.private_b64, created, activates, None).expect("key")
+    }
+
+    fn set() -> KeySet {
+        KeySet::new(vec![entry(100, 100)])
+    }
+
+    fn kid_of(token: &str) -> String {
+        let h = token.split('.').next().expect("header");
+        let v: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).expect("b64")).expect("json");
+        v["kid"].as_str().expect("kid").to_owned()
+    }
+
+    #[test]
+    fn rotation_publishes_before_use_and_retires_after_grace() {
+        let grace = 3600 + KEY_SKEW_SECS;
+        let old = entry(0, 0);
+        // Rotated at t=1000, the new key activates at t=1900.
+        let new = entry(1000, 1900);
+        let ks = KeySet::new(vec![old.clone(), new.clone()]);
+        let states = |now| {
+            ks.status(now, grace)
+                .into_iter()
+                .map(|s| (s.kid, s.state))
+                .collect::<Vec<_>>()
+        };
+
+        // Before activation: both published, the old one signs.
+        assert_eq!(
+            states(1500),
+            vec![
+                (new.kid.clone(), KeyState::Pending),
+                (old.kid.clone(), KeyState::Active)
+            ]
+        );
+        assert_eq!(ks.published(1500, grace).keys().len(), 2);
+        let t_old = ks
+            .sign(1500, "at+jwt", &serde_json::json!({}))
+            .expect("sign");
+        assert_eq!(kid_of(&t_old), old.kid);
+
+        // After activation: the new one signs, the old one still verifies.
+        let t_new = ks
+            .sign(1900, "at+jwt", &serde_json::json!({}))
+            .expect("sign");
+        assert_eq!(kid_of(&t_new), new.kid);
+        assert_eq!(
+            states(1900),
+            vec![
+                (new.kid.clone(), KeyState::Active),
+                (old.kid.clone(), KeyState::Retiring)
+            ]
+        );
+        let during = ks.published(1900 + grace - 1, grace);
+        assert!(during.verify::<serde_json::Value>(&t_old, "at+jwt").is_ok());
+        assert!(during.verify::<serde_json::Value>(&t_new, "at+jwt").is_ok());
+        assert!(ks.retired(1900 + grace - 1, grace).is_empty());
+
+        // After the grace: the old key is unpublished and due for deletion.
+        let after = ks.published(1900 + grace, grace);
+        assert_eq!(after.keys().len(), 1);
+        assert_eq!(
+            after.verify::<serde_json::Value>(&t_old, "at+jwt"),
+            Err(JwtError::UnknownKey)
+        );
+        assert_eq!(ks.retired(1900 + grace, grace), vec![old.kid.clone()]);
+        let st = ks.status(1900, grace);
+        assert_eq!(st[1].signs_until, Some(1900));
+        assert_eq!(st[1].published_until, Some(1900 + grace));
+        assert_eq!(st[0].signs_until, None);
+    }
+
+    #[test]
+    fn only_pending_keys_do_not_sign() {
+        let ks = KeySet::new(vec![entry(0, 50)]);
+        assert!(ks.active(49).is_none());
+        assert!(ks.sign(49, "at+jwt", &serde_json::json!({})).is_err());
+        assert!(ks.active(50).is_some());
     }
 
     #[test]
