@@ -14,8 +14,9 @@ pub mod secret;
 pub mod token;
 
 pub use api::{
-    ApiError, ClaimAnonymousRequest, ClaimAnonymousResponse, CliConfig, Me, MeUser, OrgMembership,
-    SessionInfo, SessionList,
+    ApiError, ApiKeyInfo, ApiKeyList, ClaimAnonymousRequest, ClaimAnonymousResponse, CliConfig,
+    CreateApiKeyRequest, CreateApiKeyResponse, Invitation, Me, MeUser, Member, OrgDetail, OrgList,
+    OrgMembership, OrgRef, SessionInfo, SessionList, SwitchOrgRequest,
 };
 pub use config::ConfigFile;
 pub use device::{DeviceAuthorizationResponse, UserCode, UserCodeError};

@@ -3,7 +3,7 @@
 //! [`Config`]. Every key is listed in `docs/configuration.md`.
 
 use serde::Deserialize;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use url::Url;
 
@@ -25,6 +25,10 @@ pub struct Settings {
     /// sqlite://latchkey.db].
     #[arg(long, env = "LATCHKEYD_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
+    /// Most database connections this process opens [default: 16 for PostgreSQL, 8 for
+    /// SQLite].
+    #[arg(long, env = "LATCHKEYD_DATABASE_MAX_CONNECTIONS", value_name = "N")]
+    pub database_max_connections: Option<u32>,
     /// Access token lifetime in seconds [default: 3600].
     #[arg(long, env = "LATCHKEYD_ACCESS_TOKEN_TTL", value_name = "SECS")]
     pub access_token_ttl: Option<u64>,
@@ -32,6 +36,10 @@ pub struct Settings {
     /// 2592000, 30 days].
     #[arg(long, env = "LATCHKEYD_REFRESH_TOKEN_TTL", value_name = "SECS")]
     pub refresh_token_ttl: Option<u64>,
+    /// Seconds after a rotation during which the spent refresh token still gets the same new
+    /// token (a client retrying after a lost response); 0 turns it off [default: 30].
+    #[arg(long, env = "LATCHKEYD_REFRESH_GRACE_PERIOD", value_name = "SECS")]
+    pub refresh_grace_period: Option<u64>,
     /// Device code lifetime in seconds [default: 600].
     #[arg(long, env = "LATCHKEYD_DEVICE_CODE_TTL", value_name = "SECS")]
     pub device_code_ttl: Option<u64>,
@@ -50,6 +58,11 @@ pub struct Settings {
     /// Where users download the CLI.
     #[arg(long, env = "LATCHKEYD_DOWNLOAD_URL", value_name = "URL")]
     pub download_url: Option<String>,
+    /// Direct download of the CLI for one platform, with `{os}` (linux, macos, windows) and
+    /// `{arch}` (x86_64, arm64) filled in from the visitor's browser; the connect page's
+    /// "Download for your platform" button.
+    #[arg(long, env = "LATCHKEYD_DOWNLOAD_ASSET_URL", value_name = "URL")]
+    pub download_asset_url: Option<String>,
     /// Whether anyone may create an account on /signup [default: true].
     #[arg(long, env = "LATCHKEYD_ALLOW_SIGNUP", value_name = "BOOL")]
     pub allow_signup: Option<bool>,
@@ -74,6 +87,36 @@ pub struct Settings {
     /// [default: 2592000, 30 days].
     #[arg(long, env = "LATCHKEYD_ANONYMOUS_IDLE_TTL", value_name = "SECS")]
     pub anonymous_idle_ttl: Option<u64>,
+    /// Program run for each invitation, to deliver it (e.g. by mail); it gets
+    /// LATCHKEY_INVITE_EMAIL, LATCHKEY_INVITE_ORG, LATCHKEY_INVITE_ROLE and LATCHKEY_INVITE_LINK
+    /// in its environment. Without it, the inviter is shown the link to pass on.
+    #[arg(long, env = "LATCHKEYD_INVITE_HOOK", value_name = "PROGRAM")]
+    pub invite_hook: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed, comma separated addresses or CIDR
+    /// ranges (`10.0.0.0/8,::1`); from anyone else the header is ignored [default: none].
+    #[arg(
+        long,
+        env = "LATCHKEYD_TRUSTED_PROXIES",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Automatic signing key rotation: a new key every this many seconds; 0 turns it off
+    /// [default: 7776000, 90 days].
+    #[arg(long, env = "LATCHKEYD_KEY_ROTATION_INTERVAL", value_name = "SECS")]
+    pub key_rotation_interval: Option<u64>,
+    /// How long a new signing key is published before it signs, seconds; at least
+    /// `key_reload_interval` [default: 900].
+    #[arg(long, env = "LATCHKEYD_KEY_ACTIVATION_DELAY", value_name = "SECS")]
+    pub key_activation_delay: Option<u64>,
+    /// How often each replica reloads signing keys from the database (and checks the rotation
+    /// schedule), seconds [default: 60].
+    #[arg(long, env = "LATCHKEYD_KEY_RELOAD_INTERVAL", value_name = "SECS")]
+    pub key_reload_interval: Option<u64>,
+    /// Whether `serve` applies pending database migrations at start; when false it refuses to
+    /// start on an outdated schema (run `latchkeyd migrate`) [default: true].
+    #[arg(long, env = "LATCHKEYD_AUTO_MIGRATE", value_name = "BOOL")]
+    pub auto_migrate: Option<bool>,
 }
 
 impl Settings {
@@ -83,19 +126,30 @@ impl Settings {
             listen: self.listen.or(other.listen),
             public_url: self.public_url.or(other.public_url),
             database_url: self.database_url.or(other.database_url),
+            database_max_connections: self
+                .database_max_connections
+                .or(other.database_max_connections),
             access_token_ttl: self.access_token_ttl.or(other.access_token_ttl),
             refresh_token_ttl: self.refresh_token_ttl.or(other.refresh_token_ttl),
+            refresh_grace_period: self.refresh_grace_period.or(other.refresh_grace_period),
             device_code_ttl: self.device_code_ttl.or(other.device_code_ttl),
             device_poll_interval: self.device_poll_interval.or(other.device_poll_interval),
             web_session_ttl: self.web_session_ttl.or(other.web_session_ttl),
             audience: self.audience.or(other.audience),
             min_cli_version: self.min_cli_version.or(other.min_cli_version),
             download_url: self.download_url.or(other.download_url),
+            download_asset_url: self.download_asset_url.or(other.download_asset_url),
             allow_signup: self.allow_signup.or(other.allow_signup),
             login_methods: self.login_methods.or(other.login_methods),
             log_format: self.log_format.or(other.log_format),
             hash_concurrency: self.hash_concurrency.or(other.hash_concurrency),
             anonymous_idle_ttl: self.anonymous_idle_ttl.or(other.anonymous_idle_ttl),
+            invite_hook: self.invite_hook.or(other.invite_hook),
+            trusted_proxies: self.trusted_proxies.or(other.trusted_proxies),
+            key_rotation_interval: self.key_rotation_interval.or(other.key_rotation_interval),
+            key_activation_delay: self.key_activation_delay.or(other.key_activation_delay),
+            key_reload_interval: self.key_reload_interval.or(other.key_reload_interval),
+            auto_migrate: self.auto_migrate.or(other.auto_migrate),
         }
     }
 
@@ -138,10 +192,14 @@ pub struct Config {
     pub database_url: String,
     /// Engine selected by the database URL.
     pub backend: Backend,
+    /// Pool size of this process.
+    pub database_max_connections: u32,
     /// Access token lifetime, seconds.
     pub access_token_ttl: i64,
     /// Refresh token idle lifetime, seconds.
     pub refresh_token_ttl: i64,
+    /// Refresh retry grace window, seconds.
+    pub refresh_grace_period: i64,
     /// Device code lifetime, seconds.
     pub device_code_ttl: i64,
     /// Device polling interval, seconds.
@@ -154,6 +212,8 @@ pub struct Config {
     pub min_cli_version: Option<String>,
     /// CLI download URL.
     pub download_url: Option<String>,
+    /// Per-platform download URL template.
+    pub download_asset_url: Option<String>,
     /// Whether /signup is open.
     pub allow_signup: bool,
     /// Login methods offered to CLIs.
@@ -164,6 +224,76 @@ pub struct Config {
     pub hash_concurrency: usize,
     /// Idle time after which anonymous users are deleted, seconds.
     pub anonymous_idle_ttl: i64,
+    /// Program that delivers invitations.
+    pub invite_hook: Option<String>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Seconds between automatic key rotations; 0 when off.
+    pub key_rotation_interval: i64,
+    /// Seconds a new key is published before it signs.
+    pub key_activation_delay: i64,
+    /// Seconds between key reloads.
+    pub key_reload_interval: i64,
+    /// Whether `serve` migrates at start.
+    pub auto_migrate: bool,
+}
+
+/// An IP network: an address and a prefix length (`10.0.0.0/8`, `2001:db8::/32`, or a single
+/// address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// Parses `ADDR` or `ADDR/PREFIX`.
+    pub fn parse(raw: &str) -> Result<IpNet, String> {
+        let raw = raw.trim();
+        let (a, p) = match raw.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (raw, None),
+        };
+        let addr: IpAddr = a
+            .parse()
+            .map_err(|_| format!("`{raw}` is not an IP address or CIDR range like 10.0.0.0/8"))?;
+        let addr = addr.to_canonical();
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("`{raw}`: the prefix length must be 0 to {max}"))?,
+        };
+        Ok(IpNet { addr, prefix })
+    }
+
+    /// Whether `ip` is in the network (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        fn masked(bits: u128, width: u32, prefix: u8) -> u128 {
+            let keep = u32::from(prefix).min(width);
+            if keep == 0 { 0 } else { bits >> (width - keep) }
+        }
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                masked(u32::from(net).into(), 32, self.prefix)
+                    == masked(u32::from(ip).into(), 32, self.prefix)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                masked(u128::from(net), 128, self.prefix)
+                    == masked(u128::from(ip), 128, self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for IpNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
 }
 
 /// A configuration problem, phrased for the operator.
@@ -263,6 +393,16 @@ impl Config {
                 "use sqlite://PATH (for example sqlite://latchkey.db) or postgres://USER@HOST/DB",
             ));
         };
+        let database_max_connections = s.database_max_connections.unwrap_or(match backend {
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        });
+        if database_max_connections == 0 || database_max_connections > 1000 {
+            return Err(invalid(
+                "database_max_connections",
+                "must be between 1 and 1000",
+            ));
+        }
         let min_cli_version = match s.min_cli_version {
             Some(v) if parse_version(&v).is_none() => {
                 return Err(invalid(
@@ -312,24 +452,70 @@ impl Config {
         if hash_concurrency == 0 || hash_concurrency > 256 {
             return Err(invalid("hash_concurrency", "must be between 1 and 256"));
         }
+        let trusted_proxies = s
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| IpNet::parse(p).map_err(|e| invalid("trusted_proxies", e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let key_rotation_interval = match s.key_rotation_interval {
+            Some(0) => 0,
+            other => secs("key_rotation_interval", other, 90 * 86_400, 3600)?,
+        };
+        let key_reload_interval = secs("key_reload_interval", s.key_reload_interval, 60, 1)?;
+        let key_activation_delay = secs("key_activation_delay", s.key_activation_delay, 900, 0)?;
+        if key_activation_delay < key_reload_interval {
+            return Err(invalid(
+                "key_activation_delay",
+                format!(
+                    "{key_activation_delay} is shorter than key_reload_interval \
+                     ({key_reload_interval}): a replica could sign with a key the others have \
+                     not loaded yet"
+                ),
+            ));
+        }
+        if key_rotation_interval != 0 && key_rotation_interval <= key_activation_delay {
+            return Err(invalid(
+                "key_rotation_interval",
+                "must be longer than key_activation_delay (or 0 to turn rotation off)",
+            ));
+        }
         Ok(Config {
             listen,
             public_url,
             database_url,
             backend,
+            database_max_connections,
             access_token_ttl: secs("access_token_ttl", s.access_token_ttl, 3600, 10)?,
             refresh_token_ttl: secs("refresh_token_ttl", s.refresh_token_ttl, 30 * 86_400, 60)?,
+            refresh_grace_period: match s.refresh_grace_period.unwrap_or(30) {
+                v @ 0..=300 => i64::try_from(v).unwrap_or(30),
+                v => {
+                    return Err(invalid(
+                        "refresh_grace_period",
+                        format!("{v} is out of range (0 to 300 seconds)"),
+                    ));
+                }
+            },
             device_code_ttl: secs("device_code_ttl", s.device_code_ttl, 600, 30)?,
             device_poll_interval: secs("device_poll_interval", s.device_poll_interval, 5, 1)?,
             web_session_ttl: secs("web_session_ttl", s.web_session_ttl, 14 * 86_400, 60)?,
             audience: s.audience,
             min_cli_version,
             download_url: s.download_url,
+            download_asset_url: s.download_asset_url,
             allow_signup: s.allow_signup.unwrap_or(true),
             login_methods,
             json_logs,
             hash_concurrency,
+            invite_hook: s.invite_hook,
             anonymous_idle_ttl: secs("anonymous_idle_ttl", s.anonymous_idle_ttl, 30 * 86_400, 60)?,
+            trusted_proxies,
+            key_rotation_interval,
+            key_activation_delay,
+            key_reload_interval,
+            auto_migrate: s.auto_migrate.unwrap_or(true),
         })
     }
 
@@ -432,6 +618,59 @@ mod tests {
         })
         .expect("accepted");
         assert_eq!(pg.backend, Backend::Postgres);
+    }
+
+    #[test]
+    fn ip_networks() {
+        let n = IpNet::parse("10.0.0.0/8").expect("v4 net");
+        assert!(n.contains("10.1.2.3".parse().expect("ip")));
+        assert!(n.contains("::ffff:10.9.9.9".parse().expect("mapped")));
+        assert!(!n.contains("11.0.0.1".parse().expect("ip")));
+        let one = IpNet::parse("127.0.0.1").expect("single");
+        assert!(one.contains("127.0.0.1".parse().expect("ip")));
+        assert!(!one.contains("127.0.0.2".parse().expect("ip")));
+        let v6 = IpNet::parse("2001:db8::/32").expect("v6 net");
+        assert!(v6.contains("2001:db8:1::7".parse().expect("ip")));
+        assert!(!v6.contains("2001:db9::1".parse().expect("ip")));
+        assert!(!v6.contains("10.0.0.1".parse().expect("ip")));
+        assert!(
+            IpNet::parse("0.0.0.0/0")
+                .expect("all")
+                .contains("8.8.8.8".parse().expect("ip"))
+        );
+        assert!(IpNet::parse("10.0.0.0/33").is_err());
+        assert!(IpNet::parse("proxy.example.com").is_err());
+    }
+
+    #[test]
+    fn key_schedule_settings() {
+        let c = Config::from_settings(Settings::default()).expect("defaults");
+        assert_eq!(c.key_rotation_interval, 90 * 86_400);
+        assert_eq!(c.key_activation_delay, 900);
+        assert_eq!(c.key_reload_interval, 60);
+        assert!(c.auto_migrate);
+        assert!(c.trusted_proxies.is_empty());
+        let off = Config::from_settings(Settings {
+            key_rotation_interval: Some(0),
+            trusted_proxies: Some(vec!["10.0.0.0/8".into(), "::1".into()]),
+            ..Default::default()
+        })
+        .expect("off");
+        assert_eq!(off.key_rotation_interval, 0);
+        assert_eq!(off.trusted_proxies.len(), 2);
+        let err = Config::from_settings(Settings {
+            key_activation_delay: Some(10),
+            key_reload_interval: Some(60),
+            ..Default::default()
+        })
+        .expect_err("delay shorter than reload");
+        assert!(err.to_string().contains("key_activation_delay"), "{err}");
+        let err = Config::from_settings(Settings {
+            trusted_proxies: Some(vec!["nope".into()]),
+            ..Default::default()
+        })
+        .expect_err("bad proxy");
+        assert!(err.to_string().contains("trusted_proxies"), "{err}");
     }
 
     #[test]

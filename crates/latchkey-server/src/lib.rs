@@ -7,6 +7,7 @@
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod state;
 pub mod store;
 #[cfg(feature = "testkit")]
@@ -28,7 +29,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::domain::clock::SharedClock;
-use crate::http::{api, authorize, oauth, ops, pages, web};
+use crate::http::{account, api, authorize, oauth, observe, ops, orgs, pages, web};
 use crate::state::{AppState, SharedState};
 
 /// Builds the router over shared state.
@@ -39,6 +40,28 @@ pub fn app(state: SharedState) -> Router {
         .route("/sessions", get(api::list_sessions))
         .route("/sessions/{id}", axum::routing::delete(api::revoke_session))
         .route("/anonymous/claim", post(api::claim_anonymous))
+        .route(
+            "/api-keys",
+            get(api::list_api_keys).post(api::create_api_key),
+        )
+        .route("/api-keys/{id}", axum::routing::delete(api::revoke_api_key))
+        .route("/orgs", get(orgs::list).post(orgs::create))
+        .route("/orgs/{org}", get(orgs::detail).patch(orgs::rename))
+        .route(
+            "/orgs/{org}/invitations",
+            get(orgs::list_invitations).post(orgs::create_invitation),
+        )
+        .route(
+            "/orgs/{org}/invitations/{id}",
+            axum::routing::delete(orgs::revoke_invitation),
+        )
+        .route(
+            "/orgs/{org}/members/{user}",
+            axum::routing::patch(orgs::change_role).delete(orgs::remove_member),
+        )
+        .route("/orgs/{org}/transfer", post(orgs::transfer))
+        .route("/invitations/accept", post(orgs::accept_invitation))
+        .route("/session/org", axum::routing::put(orgs::switch_org))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -55,6 +78,7 @@ pub fn app(state: SharedState) -> Router {
         )
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/revoke", post(oauth::revoke))
+        .route("/oauth/introspect", post(oauth::introspect))
         .route("/oauth/userinfo", get(oauth::userinfo).post(oauth::userinfo))
         .nest("/v1", v1)
         .route("/", get(web::home))
@@ -63,8 +87,34 @@ pub fn app(state: SharedState) -> Router {
         .route("/signout", get(web::signout_page).post(web::signout_submit))
         .route("/device", get(web::device_page).post(web::device_submit))
         .route("/static/style.css", get(web::stylesheet))
+        .route("/static/copy.js", get(web::copy_script))
+        .route("/connect", get(account::connect))
+        .route("/account", get(account::account))
+        .route("/account/profile", post(account::save_profile))
+        .route("/account/password", post(account::change_password))
+        .route("/account/sessions/revoke-all", post(account::revoke_all_sessions))
+        .route("/account/sessions/{id}/revoke", post(account::revoke_session))
+        .route("/account/api-keys", post(account::create_api_key))
+        .route("/account/api-keys/{id}/revoke", post(account::revoke_api_key))
+        .route("/orgs", post(account::create_org))
+        .route("/orgs/{slug}", get(account::org))
+        .route("/orgs/{slug}/invite", post(account::invite))
+        .route(
+            "/orgs/{slug}/invitations/{id}/revoke",
+            post(account::revoke_invitation),
+        )
+        .route("/orgs/{slug}/members/{user}/role", post(account::set_role))
+        .route("/orgs/{slug}/members/{user}/remove", post(account::remove_member))
+        .route("/orgs/{slug}/leave", post(account::leave))
+        .route("/orgs/{slug}/transfer", post(account::transfer))
+        .route(
+            "/invite/{token}",
+            get(account::invitation).post(account::accept_invitation),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(64 * 1024))
         .layer(axum::middleware::from_fn(pages::security_headers))
@@ -90,6 +140,12 @@ pub fn app(state: SharedState) -> Router {
                     },
                 ),
         )
+        // Outermost: client address, request id (the span every log line of the request is
+        // in), metrics.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::request_context,
+        ))
         .with_state(state)
 }
 
@@ -117,6 +173,7 @@ pub struct Running {
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
     purge: JoinHandle<()>,
+    keys: JoinHandle<()>,
 }
 
 impl Running {
@@ -126,6 +183,7 @@ impl Running {
             let _ = tx.send(());
         }
         self.purge.abort();
+        self.keys.abort();
         let res = (&mut self.task).await;
         self.state.store.close().await;
         res??;
@@ -172,6 +230,19 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
             purge_state.housekeeping().await;
         }
     });
+    let keys_state = state.clone();
+    let keys = tokio::spawn(async move {
+        // Every replica: reload keys (another replica may have rotated), rotate when due, delete
+        // retired keys.
+        let period = Duration::from_secs(keys_state.config.key_reload_interval.unsigned_abs());
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            tick.tick().await;
+            if let Err(e) = keys_state.maintain_keys().await {
+                tracing::warn!(error = %e, "signing key upkeep failed");
+            }
+        }
+    });
     Ok(Running {
         addr,
         url,
@@ -179,5 +250,6 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         shutdown: Some(tx),
         task,
         purge,
+        keys,
     })
 }

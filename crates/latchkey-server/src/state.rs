@@ -13,6 +13,7 @@ use crate::domain::device::PollTracker;
 use crate::domain::keys::{self, KeySet};
 use crate::domain::ratelimit::RateLimiter;
 use crate::http::pages::Templates;
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
 /// Everything handlers share.
@@ -31,6 +32,9 @@ pub struct AppState {
     pub clock: SharedClock,
     /// Signing keys, reloaded from the database.
     pub keys: RwLock<KeySet>,
+    /// Key of the refresh-token derivation (`domain::tokens::derive_refresh`), shared by
+    /// every replica through the database.
+    pub refresh_secret: Vec<u8>,
     /// Device polling discipline.
     pub polls: PollTracker,
     /// Failed user-code entries per IP (RFC 8628 §5.1).
@@ -45,8 +49,16 @@ pub struct AppState {
     pub clients: Vec<RegisteredClient>,
     /// HTML templates.
     pub templates: Templates,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Metrics,
     hash_permits: Semaphore,
     hash_waiting: AtomicUsize,
+}
+
+/// How long a signing key stays published after it stops signing: the lifetime of the tokens it
+/// signed plus clock skew.
+pub fn key_grace(config: &Config) -> i64 {
+    config.access_token_ttl + keys::KEY_SKEW_SECS
 }
 
 /// The state as handlers receive it.
@@ -64,17 +76,36 @@ pub enum HashError {
 }
 
 impl AppState {
-    /// Connects the store, migrates, loads (or creates) signing keys.
+    /// Connects the store, migrates (unless `auto_migrate` is off, then checks the schema is
+    /// current), loads signing keys, creating the first one in an empty database.
     pub async fn new(config: Config, issuer: String, clock: SharedClock) -> anyhow::Result<Self> {
-        let store = Store::connect(&config.database_url, config.backend).await?;
-        store.migrate(clock.now()).await?;
-        let mut keyset = KeySet::new(store.signing_keys().await?);
-        if keyset.active(clock.now()).is_none() {
-            let key = keys::generate();
-            store.insert_signing_key(&key, clock.now()).await?;
-            tracing::info!(kid = %key.kid, "generated a new Ed25519 signing key");
-            keyset = KeySet::new(store.signing_keys().await?);
+        let store = Store::connect_with(
+            &config.database_url,
+            config.backend,
+            config.database_max_connections,
+        )
+        .await?;
+        if config.auto_migrate {
+            store.migrate(clock.now()).await?;
+        } else {
+            let status = store.schema_status().await?;
+            if !status.is_current() {
+                anyhow::bail!(
+                    "the database needs migrations {:?}; run `latchkeyd migrate` first \
+                     (or set auto_migrate = true)",
+                    status.pending
+                );
+            }
         }
+        let key = keys::generate();
+        if store.ensure_signing_key(&key, clock.now()).await? {
+            tracing::info!(kid = %key.kid, "generated the first Ed25519 signing key");
+        }
+        let keyset =
+            KeySet::new(store.signing_keys().await?).published(clock.now(), key_grace(&config));
+        let refresh_secret = store
+            .server_secret("refresh_derivation", clock.now())
+            .await?;
         let audience = config.audience.clone().unwrap_or_else(|| issuer.clone());
         let secure_cookies = issuer.starts_with("https://");
         let hash_permits = Semaphore::new(config.hash_concurrency);
@@ -85,6 +116,7 @@ impl AppState {
             store,
             clock,
             keys: RwLock::new(keyset),
+            refresh_secret,
             polls: PollTracker::default(),
             user_code_failures: RateLimiter::new(10, 60),
             signin_per_ip: RateLimiter::new(30, 60),
@@ -94,6 +126,7 @@ impl AppState {
             templates: Templates::new(),
             hash_permits,
             hash_waiting: AtomicUsize::new(0),
+            metrics: Metrics::default(),
             config,
         })
     }
@@ -113,13 +146,48 @@ impl AppState {
         self.keys.read().map(|k| k.clone()).unwrap_or_default()
     }
 
-    /// Reloads signing keys from the database (after a rotation by another replica).
+    /// Reloads signing keys from the database (after a rotation by another replica), keeping
+    /// the ones still published.
     pub async fn reload_keys(&self) -> Result<(), StoreError> {
-        let ks = KeySet::new(self.store.signing_keys().await?);
+        let ks = KeySet::new(self.store.signing_keys().await?)
+            .published(self.now(), key_grace(&self.config));
         if let Ok(mut k) = self.keys.write() {
             *k = ks;
         }
         Ok(())
+    }
+
+    /// Key upkeep, run by every replica every `key_reload_interval`: rotates when the schedule
+    /// says so (one replica wins), deletes retired keys, reloads.
+    pub async fn maintain_keys(&self) -> Result<(), StoreError> {
+        let now = self.now();
+        let grace = key_grace(&self.config);
+        let interval = self.config.key_rotation_interval;
+        let stored = KeySet::new(self.store.signing_keys().await?);
+        // Checked here first so that replicas take the lock only when a rotation is due.
+        let due = stored
+            .keys()
+            .iter()
+            .map(|k| k.created_at)
+            .max()
+            .is_none_or(|newest| newest <= now - interval);
+        if interval > 0 && due {
+            let key = keys::generate();
+            let activates_at = now + self.config.key_activation_delay;
+            if self
+                .store
+                .rotate_signing_key_if_due(&key, now, activates_at, now - interval)
+                .await?
+            {
+                tracing::info!(kid = %key.kid, activates_at, "scheduled signing key rotation");
+            }
+        }
+        let retired = stored.retired(now, grace);
+        if !retired.is_empty() {
+            let n = self.store.delete_signing_keys(&retired).await?;
+            tracing::info!(keys = n, "deleted retired signing keys");
+        }
+        self.reload_keys().await
     }
 
     /// Periodic clean-up: expired codes and web sessions, idle anonymous users.
@@ -138,6 +206,39 @@ impl AppState {
             Ok(0) => {}
             Ok(n) => tracing::info!(users = n, "deleted idle anonymous users"),
             Err(e) => tracing::warn!(error = %e, "purge of idle anonymous users failed"),
+        }
+    }
+
+    /// Runs the configured invite hook (if any) to deliver an invitation. Failures are logged
+    /// (without the link, which is a secret) and do not fail the invitation: the inviter is
+    /// shown the link either way.
+    pub async fn run_invite_hook(&self, email: &str, org: &str, role: &str, link: &str) {
+        let Some(program) = self.config.invite_hook.clone() else {
+            return;
+        };
+        let (email, org, role, link) = (
+            email.to_owned(),
+            org.to_owned(),
+            role.to_owned(),
+            link.to_owned(),
+        );
+        let result = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(&program)
+                .env("LATCHKEY_INVITE_EMAIL", email)
+                .env("LATCHKEY_INVITE_ORG", org)
+                .env("LATCHKEY_INVITE_ROLE", role)
+                .env("LATCHKEY_INVITE_LINK", link)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+        })
+        .await;
+        match result {
+            Ok(Ok(s)) if s.success() => tracing::info!("invite hook delivered an invitation"),
+            Ok(Ok(s)) => tracing::warn!(status = %s, "invite hook failed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "invite hook could not run"),
+            Err(e) => tracing::warn!(error = %e, "invite hook panicked"),
         }
     }
 

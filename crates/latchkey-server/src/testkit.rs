@@ -1,25 +1,146 @@
 //! Test support (feature `testkit`): a real `latchkeyd` on `127.0.0.1:0` with a temporary
-//! SQLite database and a clock tests can move, and a [`Browser`] that does over HTTP what a
-//! person does on the web pages (sign up, sign in, approve or deny a device code).
+//! database and a clock tests can move, and a [`Browser`] that does over HTTP what a person
+//! does on the web pages (sign up, sign in, approve or deny a device code).
 //!
 //! Nothing here is a mock: the server is the same code the binary runs, and the browser goes
 //! through the same forms, cookies and CSRF checks.
+//!
+//! The database follows `LATCHKEY_TEST_BACKEND`: `sqlite` (the default: a file in a temporary
+//! directory) or `postgres` (a fresh database per server in a PostgreSQL cluster this process
+//! starts once; see [`postgres`]). The same suite runs against both.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
+pub mod chrome;
+pub mod postgres;
+
+use sqlx::{Connection, Row};
 use std::sync::Arc;
 use tempfile::TempDir;
 
-use crate::config::{Config, Settings};
+use crate::config::{Backend, Config, Settings};
 use crate::domain::clock::OffsetClock;
 use crate::{Running, start};
+
+/// The backend test servers use, from `LATCHKEY_TEST_BACKEND` (`sqlite` or `postgres`).
+pub fn backend() -> Backend {
+    match std::env::var("LATCHKEY_TEST_BACKEND").as_deref() {
+        Err(_) | Ok("") | Ok("sqlite") => Backend::Sqlite,
+        Ok("postgres") | Ok("postgresql") => Backend::Postgres,
+        Ok(other) => panic!("LATCHKEY_TEST_BACKEND={other}: use sqlite or postgres"),
+    }
+}
+
+/// A database for tests: a SQLite file in a temporary directory, or a new PostgreSQL database.
+/// Kept alive as long as this value (the SQLite directory is deleted when it drops).
+pub struct TestDatabase {
+    /// The `database_url` to give latchkeyd.
+    pub url: String,
+    /// The engine.
+    pub backend: Backend,
+    _dir: Option<TempDir>,
+}
+
+impl TestDatabase {
+    /// A fresh, empty database on the configured [`backend`].
+    pub async fn new() -> Self {
+        match backend() {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                Self {
+                    url: format!("sqlite://{}", dir.path().join("latchkey.db").display()),
+                    backend: Backend::Sqlite,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => Self {
+                url: postgres::cluster().create_database().await,
+                backend: Backend::Postgres,
+                _dir: None,
+            },
+        }
+    }
+
+    /// A string that changes whenever anything in the database is written: on SQLite the size
+    /// of the database and its WAL, on PostgreSQL the row versions (`xmin`, `ctid`) of every
+    /// table. Equal before and after means nothing was written.
+    pub async fn write_marker(&self) -> String {
+        write_marker(&self.url).await
+    }
+}
+
+impl TestDatabase {
+    /// Runs SQL statements on the database (for tests that set up or inspect a state no
+    /// endpoint produces).
+    pub async fn execute(&self, sql: &str) {
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.url)
+            .await
+            .expect("connect to the test database");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let _ = conn.close().await;
+    }
+
+    /// The first column of the first row of a query, as an integer.
+    pub async fn query_i64(&self, sql: &str) -> i64 {
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.url)
+            .await
+            .expect("connect to the test database");
+        let v: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let _ = conn.close().await;
+        v
+    }
+}
+
+async fn write_marker(url: &str) -> String {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap_or(path);
+        let len = |p: String| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        return format!(
+            "db={} wal={}",
+            len(path.to_owned()),
+            len(format!("{path}-wal"))
+        );
+    }
+    let mut conn = sqlx::postgres::PgConnection::connect(url)
+        .await
+        .expect("connect to the test database");
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("list tables");
+    let mut out = String::new();
+    for t in tables {
+        let sql = format!(
+            "SELECT COALESCE(string_agg(xmin::text || ctid::text, ',' ORDER BY ctid), '') AS v \
+             FROM \"{t}\""
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut conn)
+            .await
+            .expect("row versions");
+        let v: String = row.get("v");
+        out.push_str(&format!("{t}:{v};"));
+    }
+    let _ = conn.close().await;
+    out
+}
 
 /// A running server on a temporary database.
 pub struct TestServer {
     running: Option<Running>,
     /// The server's clock; `advance` moves server time forward.
     pub clock: OffsetClock,
-    dir: Arc<TempDir>,
+    db: Arc<TestDatabase>,
     settings: Settings,
 }
 
@@ -29,18 +150,36 @@ impl TestServer {
         Self::start_with(Settings::default()).await
     }
 
-    /// Starts a server with `settings` (listen and database are filled in).
+    /// Starts a server with `settings` (listen and, unless given, the database are filled in).
     pub async fn start_with(settings: Settings) -> Self {
-        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-        Self::start_in(dir, settings, OffsetClock::new()).await
+        let db = match &settings.database_url {
+            Some(url) => TestDatabase {
+                url: url.clone(),
+                backend: Config::from_settings(settings.clone())
+                    .expect("valid test settings")
+                    .backend,
+                _dir: None,
+            },
+            None => TestDatabase::new().await,
+        };
+        Self::start_in(Arc::new(db), settings, OffsetClock::new()).await
     }
 
-    async fn start_in(dir: Arc<TempDir>, settings: Settings, clock: OffsetClock) -> Self {
+    /// Another server (a replica) on the same database and clock, with the same settings.
+    pub async fn replica(&self) -> Self {
+        self.replica_with(self.settings.clone()).await
+    }
+
+    /// Another server on the same database and clock, with other settings.
+    pub async fn replica_with(&self, settings: Settings) -> Self {
+        Self::start_in(self.db.clone(), settings, self.clock.clone()).await
+    }
+
+    async fn start_in(db: Arc<TestDatabase>, settings: Settings, clock: OffsetClock) -> Self {
         install_crypto();
-        let db = format!("sqlite://{}", dir.path().join("latchkey.db").display());
         let mut s = settings.clone();
         s.listen = s.listen.or(Some("127.0.0.1:0".into()));
-        s.database_url = s.database_url.or(Some(db));
+        s.database_url = Some(db.url.clone());
         let config = Config::from_settings(s).expect("valid test settings");
         let running = start(config, Arc::new(clock.clone()))
             .await
@@ -48,9 +187,24 @@ impl TestServer {
         Self {
             running: Some(running),
             clock,
-            dir,
+            db,
             settings,
         }
+    }
+
+    /// The engine of this server's database.
+    pub fn backend(&self) -> Backend {
+        self.db.backend
+    }
+
+    /// See [`TestDatabase::write_marker`].
+    pub async fn write_marker(&self) -> String {
+        self.db.write_marker().await
+    }
+
+    /// The test database, to start more servers or `latchkeyd` processes on.
+    pub fn database(&self) -> Arc<TestDatabase> {
+        self.db.clone()
     }
 
     /// The base URL (also the issuer).
@@ -74,7 +228,7 @@ impl TestServer {
         if let Some(r) = self.running.take() {
             r.stop().await.expect("clean stop");
         }
-        Self::start_in(self.dir.clone(), self.settings.clone(), self.clock.clone()).await
+        Self::start_in(self.db.clone(), self.settings.clone(), self.clock.clone()).await
     }
 
     /// Stops the server.
@@ -105,6 +259,13 @@ pub struct Page {
     pub status: u16,
     pub url: String,
     pub body: String,
+}
+
+impl Page {
+    /// The body with HTML entities decoded (`&#x2f;` → `/`), for matching text.
+    pub fn text(&self) -> String {
+        unescape(&self.body)
+    }
 }
 
 impl Browser {

@@ -4,12 +4,14 @@
 //! writes back what they decide.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod clients;
 pub mod clock;
 pub mod device;
 pub mod keys;
 pub mod pkce;
 pub mod ratelimit;
+pub mod roles;
 pub mod scope;
 pub mod secrets;
 pub mod tokens;

@@ -67,7 +67,80 @@ pub struct IdClaims {
     pub sid: Option<String>,
 }
 
+/// HMAC-SHA256 (RFC 2104).
+pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut k = [0u8; 64];
+    if key.len() > 64 {
+        k[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = Sha256::new();
+    inner.update(k.map(|b| b ^ 0x36));
+    inner.update(msg);
+    let mut outer = Sha256::new();
+    outer.update(k.map(|b| b ^ 0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().into()
+}
+
+/// The refresh token that replaces `presented` when it is rotated:
+/// `lkr_` + base64url(HMAC-SHA256(server secret, presented)).
+///
+/// Deterministic on purpose: a client that lost the response to a refresh and retries with
+/// the same token within the grace window gets the same new token again, without the server
+/// ever storing a refresh token in a recoverable form. Without the server secret nobody can
+/// compute it.
+pub fn derive_refresh(secret: &[u8], presented: &str) -> String {
+    use base64::Engine;
+    let mac = hmac_sha256(secret, presented.as_bytes());
+    format!(
+        "{REFRESH_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac)
+    )
+}
+
 /// Whether a string looks like one of our refresh tokens (cheap check before a lookup).
 pub fn looks_like_refresh_token(s: &str) -> bool {
     s.len() == REFRESH_PREFIX.len() + 43 && s.starts_with(REFRESH_PREFIX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn hmac_rfc4231_vectors() {
+        // Test case 1.
+        assert_eq!(
+            hex(&hmac_sha256(&[0x0b; 20], b"Hi There")),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
+        );
+        // Test case 2.
+        assert_eq!(
+            hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // Test case 6: a key longer than the block size.
+        assert_eq!(
+            hex(&hmac_sha256(
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First"
+            )),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
+
+    #[test]
+    fn derived_tokens_look_like_refresh_tokens() {
+        let t = derive_refresh(b"secret", "lkr_old");
+        assert!(looks_like_refresh_token(&t));
+        assert_eq!(t, derive_refresh(b"secret", "lkr_old"));
+        assert_ne!(t, derive_refresh(b"other", "lkr_old"));
+    }
 }

@@ -7,17 +7,18 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use latchkey_proto::{
-    ClaimAnonymousRequest, ClaimAnonymousResponse, Me, MeUser, OrgMembership, SessionInfo,
-    SessionList,
+    ApiKeyInfo, ApiKeyList, ClaimAnonymousRequest, ClaimAnonymousResponse, CreateApiKeyRequest,
+    CreateApiKeyResponse, Me, MeUser, OrgMembership, OrgRef, SessionInfo, SessionList,
 };
 
 use super::error::ApiError;
 use super::oauth::verify_access;
 use crate::config::parse_version;
+use crate::domain::accounts::Role;
 use crate::domain::secrets::hash_secret;
 use crate::domain::tokens::{AccessClaims, looks_like_refresh_token};
 use crate::state::{AppState, SharedState};
-use crate::store::{SessionRow, UserRow};
+use crate::store::{ApiKeyRow, SessionRow, UserRow};
 
 /// Header in which a CLI built on latchkey-client sends its version.
 pub const CLIENT_VERSION_HEADER: &str = "latchkey-client-version";
@@ -76,8 +77,10 @@ pub struct Caller {
     pub claims: AccessClaims,
     /// The token's live session, if it has one.
     pub session: Option<SessionRow>,
-    /// The user (enabled).
+    /// The user (enabled); for an API-key token, the key's creator.
     pub user: UserRow,
+    /// The API key, when the token was obtained with one.
+    pub api_key: Option<ApiKeyRow>,
 }
 
 /// Authenticates a `/v1` request by its bearer token.
@@ -86,9 +89,20 @@ pub async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Api
     let (claims, session) = verify_access(state, token)
         .await
         .map_err(ApiError::invalid_token)?;
+    let api_key = if claims.sid.is_none()
+        && crate::domain::api_keys::looks_like_public_id(&claims.client_id)
+    {
+        state.store.api_key(&claims.client_id).await?
+    } else {
+        None
+    };
+    let user_id = match &api_key {
+        Some(k) => k.created_by.clone().unwrap_or_default(),
+        None => claims.sub.clone(),
+    };
     let user = state
         .store
-        .user_by_id(&claims.sub)
+        .user_by_id(&user_id)
         .await?
         .filter(|u| !u.disabled)
         .ok_or_else(|| ApiError::invalid_token("the account no longer exists or is disabled"))?;
@@ -96,7 +110,201 @@ pub async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Api
         claims,
         session,
         user,
+        api_key,
     })
+}
+
+/// The public listing of a key.
+pub fn api_key_info(k: ApiKeyRow) -> ApiKeyInfo {
+    ApiKeyInfo {
+        id: k.id,
+        name: k.name,
+        org: OrgRef {
+            id: k.org_id,
+            slug: k.org_slug,
+        },
+        role: k.role,
+        created_by: k.created_by_email,
+        created_at: k.created_at,
+        expires_at: k.expires_at,
+        last_used_at: k.last_used_at,
+    }
+}
+
+fn forbidden(msg: &str) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", msg.to_owned())
+}
+
+/// Extracts a JSON body, or explains the expected shape.
+pub fn json_body<T>(
+    body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
+    example: &str,
+) -> Result<T, ApiError> {
+    body.map(|Json(b)| b).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("send JSON like {example}: {}", e.body_text()),
+        )
+    })
+}
+
+/// The caller as a person: API-key tokens may not manage credentials.
+pub fn person(c: &Caller) -> Result<(), ApiError> {
+    if c.api_key.is_some() {
+        Err(forbidden(
+            "API keys cannot manage credentials; sign in as a person with `latchkey login`",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Creates an API key for `user` in one of their orgs (default: `active_org`, else their first),
+/// with a role no higher than theirs there. Shared by the API and the account page.
+pub async fn new_api_key(
+    state: &AppState,
+    user: &UserRow,
+    active_org: Option<&str>,
+    req: CreateApiKeyRequest,
+) -> Result<CreateApiKeyResponse, ApiError> {
+    let name: String = req
+        .name
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(100)
+        .collect();
+    if name.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "give the key a name",
+        ));
+    }
+    let memberships = state.store.memberships(&user.id).await?;
+    let target = match req.org.as_deref() {
+        Some(o) => memberships.iter().find(|m| m.org_id == o || m.slug == o),
+        None => active_org
+            .and_then(|id| memberships.iter().find(|m| m.org_id == id))
+            .or(memberships.first()),
+    }
+    .ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "you are not a member of that organization",
+        )
+    })?;
+    let my_role = Role::parse(&target.role).unwrap_or(Role::Viewer);
+    let role = match req.role.as_deref() {
+        None => my_role.max(Role::Member),
+        Some(r) => Role::parse(r).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("unknown role `{r}`; use owner, admin, member or viewer"),
+            )
+        })?,
+    };
+    if !crate::domain::roles::may_create_api_key(my_role, role) {
+        return Err(forbidden(&format!(
+            "a key cannot have more power than you: your role in {} is {}",
+            target.slug,
+            my_role.as_str()
+        )));
+    }
+    let now = state.now();
+    let expires_at = match req.expires_in_days {
+        None => None,
+        Some(d) if (1..=3650).contains(&d) => Some(now + i64::from(d) * 86_400),
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "expires_in_days must be between 1 and 3650",
+            ));
+        }
+    };
+    let (key, id) = crate::domain::api_keys::generate();
+    state
+        .store
+        .insert_api_key(
+            &id,
+            &hash_secret(&key),
+            &name,
+            &target.org_id,
+            role.as_str(),
+            &user.id,
+            now,
+            expires_at,
+        )
+        .await?;
+    tracing::info!(api_key = %id, user = %user.id, "api key created");
+    let info = state
+        .store
+        .api_key(&id)
+        .await?
+        .map(api_key_info)
+        .ok_or_else(|| ApiError::internal(&"the new key vanished"))?;
+    Ok(CreateApiKeyResponse { key, api_key: info })
+}
+
+/// Revokes a key `user` may manage: one they created, or one of an org they administer.
+pub async fn revoke_key_of(state: &AppState, user: &UserRow, id: &str) -> Result<(), ApiError> {
+    let visible = state.store.api_keys_visible_to(&user.id).await?;
+    if !visible.iter().any(|k| k.id == id) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no live API key you may manage has that id; list them with GET /v1/api-keys",
+        ));
+    }
+    state.store.revoke_api_key(id, state.now()).await?;
+    tracing::info!(api_key = %id, user = %user.id, "api key revoked");
+    Ok(())
+}
+
+/// `POST /v1/api-keys`: creates a key in one of the caller's orgs, with a role no higher than
+/// the caller's there. The key is in this answer only.
+pub async fn create_api_key(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Result<Json<CreateApiKeyRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<CreateApiKeyResponse>), ApiError> {
+    let c = caller(&state, &headers).await?;
+    person(&c)?;
+    let req = json_body(
+        body,
+        r#"{"name": "ci", "org": "slug", "role": "member", "expires_in_days": 90}"#,
+    )?;
+    let created = new_api_key(&state, &c.user, c.claims.org.as_deref(), req).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// `GET /v1/api-keys`: keys the caller created and keys of orgs the caller administers.
+pub async fn list_api_keys(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+) -> Result<Json<ApiKeyList>, ApiError> {
+    let c = caller(&state, &headers).await?;
+    person(&c)?;
+    let keys = state.store.api_keys_visible_to(&c.user.id).await?;
+    Ok(Json(ApiKeyList {
+        api_keys: keys.into_iter().map(api_key_info).collect(),
+    }))
+}
+
+/// `DELETE /v1/api-keys/{id}`: its creator, or an admin or owner of its org, revokes it.
+pub async fn revoke_api_key(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let c = caller(&state, &headers).await?;
+    person(&c)?;
+    revoke_key_of(&state, &c.user, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 fn session_info(s: SessionRow) -> SessionInfo {
@@ -118,6 +326,7 @@ pub async fn list_sessions(
     headers: HeaderMap,
 ) -> Result<Json<SessionList>, ApiError> {
     let c = caller(&state, &headers).await?;
+    person(&c)?;
     let sessions = state.store.sessions_of_user(&c.user.id).await?;
     Ok(Json(SessionList {
         sessions: sessions.into_iter().map(session_info).collect(),
@@ -132,6 +341,7 @@ pub async fn revoke_session(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let c = caller(&state, &headers).await?;
+    person(&c)?;
     if state
         .store
         .revoke_user_session(&c.user.id, &id, state.now())
@@ -156,6 +366,7 @@ pub async fn claim_anonymous(
     body: Result<Json<ClaimAnonymousRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<ClaimAnonymousResponse>, ApiError> {
     let c = caller(&state, &headers).await?;
+    person(&c)?;
     let Json(req) = body.map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -223,6 +434,7 @@ pub async fn me(
         claims,
         session,
         user,
+        api_key,
     } = caller(&state, &headers).await?;
     let orgs: Vec<OrgMembership> = state
         .store
@@ -236,10 +448,16 @@ pub async fn me(
             role: m.role,
         })
         .collect();
-    let org = claims
+    let mut org = claims
         .org
         .as_ref()
         .and_then(|id| orgs.iter().find(|o| &o.id == id).cloned());
+    // An API key acts with its own (capped) role, not its creator's.
+    if api_key.is_some()
+        && let (Some(o), Some(role)) = (org.as_mut(), claims.role.as_ref())
+    {
+        o.role = role.clone();
+    }
     Ok(Json(Me {
         user: MeUser {
             id: user.id,
@@ -253,6 +471,7 @@ pub async fn me(
         client_id: claims.client_id,
         scope: claims.scope,
         token_expires_at: claims.exp,
+        api_key: api_key.map(api_key_info),
     }))
 }
 

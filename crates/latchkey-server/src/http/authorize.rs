@@ -47,6 +47,12 @@ enum AuthzError {
 }
 
 fn validate(st: &AppState, p: &Params) -> Result<AuthzRequest, AuthzError> {
+    if !st.config.method_enabled(latchkey_proto::methods::BROWSER) {
+        return Err(AuthzError::Page(
+            "Browser sign-in is turned off on this server. Use `latchkey login --device` instead."
+                .into(),
+        ));
+    }
     let client_id = p.get("client_id").ok_or_else(|| {
         AuthzError::Page(
             "The request does not say which application is asking (client_id is missing).".into(),
@@ -219,7 +225,7 @@ pub async fn authorize_page(
     r.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; \
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
              form-action 'self' http://127.0.0.1:* http://[::1]:*; frame-ancestors 'none'; base-uri 'none'",
         ),
     );

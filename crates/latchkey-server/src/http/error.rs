@@ -157,6 +157,11 @@ impl ApiError {
         e
     }
 
+    /// The status and the message, for showing the error on a page.
+    pub fn parts(self) -> (StatusCode, String) {
+        (self.status, self.message)
+    }
+
     /// A generic internal error; the cause is logged, not sent.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");

@@ -123,7 +123,8 @@ impl<S: Send + Sync> FromRequest<S> for OAuthParams {
     }
 }
 
-/// The caller's IP address (the TCP peer; forwarded headers are not trusted here).
+/// The caller's IP address: the TCP peer, or behind a configured trusted proxy the address it
+/// forwarded (resolved once by [`super::observe::request_context`]).
 #[derive(Debug, Clone)]
 pub struct ClientIp(pub Option<String>);
 
@@ -131,12 +132,16 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
+        let resolved = parts
+            .extensions
+            .get::<super::observe::ClientAddr>()
+            .map(|c| c.0.to_string());
+        Ok(Self(resolved.or_else(|| {
             parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
-        ))
+                .map(|c| c.0.ip().to_string())
+        })))
     }
 }
 

@@ -9,8 +9,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use latchkey_proto::{
     AccessToken, AuthorizationServerMetadata, CliConfig, DeviceAuthorizationResponse, ErrorCode,
-    GRANT_ANONYMOUS, GRANT_AUTHORIZATION_CODE, GRANT_DEVICE_CODE, GRANT_PASSWORD,
-    GRANT_REFRESH_TOKEN, RefreshToken, TokenResponse, methods,
+    GRANT_ANONYMOUS, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE,
+    GRANT_PASSWORD, GRANT_REFRESH_TOKEN, RefreshToken, TokenResponse, methods,
 };
 
 use super::error::{OAuthError, no_store};
@@ -36,20 +36,33 @@ pub fn metadata(state: &AppState) -> AuthorizationServerMetadata {
         token_endpoint: Some(format!("{i}/oauth/token")),
         device_authorization_endpoint: Some(format!("{i}/oauth/device_authorization")),
         revocation_endpoint: Some(format!("{i}/oauth/revoke")),
-        introspection_endpoint: None,
+        introspection_endpoint: Some(format!("{i}/oauth/introspect")),
         jwks_uri: Some(format!("{i}/.well-known/jwks.json")),
         userinfo_endpoint: Some(format!("{i}/oauth/userinfo")),
         scopes_supported: strs(crate::domain::scope::SUPPORTED),
         response_types_supported: strs(&["code"]),
-        grant_types_supported: strs(&[
-            GRANT_AUTHORIZATION_CODE,
-            GRANT_DEVICE_CODE,
-            GRANT_REFRESH_TOKEN,
+        grant_types_supported: [
+            (GRANT_AUTHORIZATION_CODE, methods::BROWSER),
+            (GRANT_DEVICE_CODE, methods::DEVICE),
+            (GRANT_PASSWORD, methods::PASSWORD),
+            (GRANT_ANONYMOUS, methods::ANONYMOUS),
+        ]
+        .iter()
+        .filter(|(_, m)| state.config.method_enabled(m))
+        .map(|(g, _)| (*g).to_owned())
+        .chain([GRANT_REFRESH_TOKEN, GRANT_CLIENT_CREDENTIALS].map(str::to_owned))
+        .collect(),
+        token_endpoint_auth_methods_supported: strs(&[
+            "none",
+            "client_secret_basic",
+            "client_secret_post",
         ]),
-        token_endpoint_auth_methods_supported: strs(&["none"]),
         code_challenge_methods_supported: strs(&["S256"]),
         revocation_endpoint_auth_methods_supported: strs(&["none"]),
-        introspection_endpoint_auth_methods_supported: Vec::new(),
+        introspection_endpoint_auth_methods_supported: strs(&[
+            "client_secret_basic",
+            "client_secret_post",
+        ]),
         subject_types_supported: strs(&["public"]),
         id_token_signing_alg_values_supported: strs(&["EdDSA"]),
         authorization_response_iss_parameter_supported: Some(true),
@@ -129,6 +142,17 @@ fn authenticate_client<'a>(
 
 /// The client id of an `Authorization: Basic` header (public clients send an empty secret).
 fn basic_client_id(headers: &HeaderMap) -> Result<Option<String>, OAuthError> {
+    match basic_credentials(headers)? {
+        None => Ok(None),
+        Some((_, secret)) if !secret.is_empty() => Err(OAuthError::invalid_client(
+            "public clients have no secret; send client_id only",
+        )),
+        Some((id, _)) => Ok(Some(id)),
+    }
+}
+
+/// `Authorization: Basic` credentials (RFC 6749 §2.3.1: both parts form-urlencoded).
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
     let Some(v) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -144,17 +168,100 @@ fn basic_client_id(headers: &HeaderMap) -> Result<Option<String>, OAuthError> {
     let decoded = STANDARD.decode(rest.trim()).map_err(|_| bad())?;
     let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
-    // RFC 6749 §2.3.1: both parts are form-urlencoded.
-    let id: String = url::form_urlencoded::parse(format!("x={id}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .ok_or_else(bad)?;
-    if !secret.is_empty() {
+    let unescape = |s: &str| -> String {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Ok(Some((unescape(id), unescape(secret))))
+}
+
+/// Authenticates an API key presented as client credentials: `client_id` is the key's public
+/// id (`lk_` + 16 characters), `client_secret` the whole key, in HTTP Basic or the body. A key
+/// whose checksum fails is refused without touching the database. Returns the key and the
+/// role its tokens carry (its own, capped by its creator's current role).
+pub async fn authenticate_api_key(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &super::extract::Params,
+) -> Result<(crate::store::ApiKeyRow, crate::domain::accounts::Role), OAuthError> {
+    use crate::domain::accounts::Role;
+    use crate::domain::api_keys;
+    let (id, secret) = match basic_credentials(headers)? {
+        Some((id, secret)) => (Some(id), secret),
+        None => (
+            params.get("client_id").map(str::to_owned),
+            params
+                .get("client_secret")
+                .ok_or_else(|| {
+                    OAuthError::invalid_client(
+                        "send the API key as client_secret (HTTP Basic or form body)",
+                    )
+                })?
+                .to_owned(),
+        ),
+    };
+    let public_id = match api_keys::parse(&secret) {
+        Ok(p) => p.to_owned(),
+        Err(api_keys::KeyFormatError::Checksum) => {
+            return Err(OAuthError::invalid_client(
+                "the API key has a typo: its checksum does not match; copy it again in full",
+            ));
+        }
+        Err(api_keys::KeyFormatError::Shape) => {
+            return Err(OAuthError::invalid_client(
+                "that is not a latchkey API key (they start with lk_ and are 68 characters)",
+            ));
+        }
+    };
+    if id.as_deref().is_some_and(|i| i != public_id) {
         return Err(OAuthError::invalid_client(
-            "public clients have no secret; send client_id only",
+            "client_id does not match the API key",
         ));
     }
-    Ok(Some(id))
+    let now = state.now();
+    let row = state.store.api_key(&public_id).await?;
+    let row = row
+        .filter(|k| {
+            crate::domain::secrets::constant_time_eq(
+                k.key_hash.as_bytes(),
+                hash_secret(&secret).as_bytes(),
+            )
+        })
+        .ok_or_else(|| OAuthError::invalid_client(format!("API key {public_id} does not exist")))?;
+    if row.revoked_at.is_some() {
+        return Err(OAuthError::invalid_client(format!(
+            "API key {public_id} ({}) was revoked; create a new one",
+            row.name
+        )));
+    }
+    if row.expires_at.is_some_and(|e| e <= now) {
+        return Err(OAuthError::invalid_client(format!(
+            "API key {public_id} ({}) expired; create a new one",
+            row.name
+        )));
+    }
+    let creator_role = match &row.created_by {
+        Some(uid) => state
+            .store
+            .memberships(uid)
+            .await?
+            .into_iter()
+            .find(|m| m.org_id == row.org_id)
+            .and_then(|m| Role::parse(&m.role)),
+        None => None,
+    };
+    let Some(creator_role) = creator_role else {
+        return Err(OAuthError::invalid_client(format!(
+            "API key {public_id} ({}) no longer works: its creator left the organization",
+            row.name
+        )));
+    };
+    let key_role = Role::parse(&row.role).unwrap_or(Role::Viewer);
+    // Role ordering puts the most powerful first: the weaker of the two wins.
+    let role = key_role.max(creator_role);
+    Ok((row, role))
 }
 
 /// `POST /oauth/device_authorization` (RFC 8628 §3.1–3.2).
@@ -165,6 +272,7 @@ pub async fn device_authorization(
     req: OAuthParams,
 ) -> Result<Response, OAuthError> {
     let client = authenticate_client(&state, &req, Some(GRANT_DEVICE_CODE))?;
+    require_method(&state, methods::DEVICE, "device sign-in")?;
     let scope = Scope::parse_requested(req.params.get("scope"))
         .map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e))?;
     let device_name = req.params.get("device_name").map(|n| {
@@ -228,6 +336,7 @@ pub async fn token(
 ) -> Result<Response, OAuthError> {
     let grant_type = req.params.require("grant_type")?.to_owned();
     match grant_type.as_str() {
+        GRANT_CLIENT_CREDENTIALS => client_credentials_grant(&state, &req).await,
         GRANT_DEVICE_CODE => {
             let client = authenticate_client(&state, &req, Some(&grant_type))?;
             device_code_grant(&state, client, &req).await
@@ -238,6 +347,7 @@ pub async fn token(
         }
         GRANT_AUTHORIZATION_CODE => {
             let client = authenticate_client(&state, &req, Some(&grant_type))?;
+            require_method(&state, methods::BROWSER, "browser sign-in")?;
             authorization_code_grant(&state, client, &req).await
         }
         GRANT_PASSWORD => {
@@ -346,6 +456,53 @@ async fn device_code_grant(
             .await
         }
     }
+}
+
+/// `grant_type=client_credentials` (RFC 6749 §4.4) with an API key: a short access token for
+/// the key's org and role, no refresh token (§4.4.3).
+async fn client_credentials_grant(
+    state: &AppState,
+    req: &OAuthParams,
+) -> Result<Response, OAuthError> {
+    let (key, role) = authenticate_api_key(state, &req.headers, &req.params).await?;
+    let scope = Scope::parse_requested(req.params.get("scope"))
+        .map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e))?;
+    let now = state.now();
+    if key.last_used_at.is_none_or(|t| t < now - 60) {
+        state.store.touch_api_key(&key.id, now).await?;
+    }
+    let mut exp = now + state.config.access_token_ttl;
+    if let Some(e) = key.expires_at {
+        exp = exp.min(e);
+    }
+    let claims = AccessClaims {
+        iss: state.issuer.clone(),
+        sub: key.id.clone(),
+        aud: state.audience.clone(),
+        exp,
+        iat: now,
+        jti: new_id(""),
+        client_id: key.id.clone(),
+        scope: scope.to_string(),
+        sid: None,
+        org: Some(key.org_id.clone()),
+        role: Some(role.as_str().to_owned()),
+    };
+    let access = state
+        .keyset()
+        .sign(now, ACCESS_TYP, &claims)
+        .map_err(|e| OAuthError::internal(&e))?;
+    let body = TokenResponse {
+        access_token: AccessToken::new(access),
+        token_type: "Bearer".into(),
+        expires_in: u64::try_from(exp - now).ok(),
+        refresh_token: None,
+        scope: Some(scope.to_string()),
+        id_token: None,
+    };
+    let mut resp = Json(body).into_response();
+    no_store(&mut resp);
+    Ok(resp)
 }
 
 fn require_method(state: &AppState, method: &str, what: &str) -> Result<(), OAuthError> {
@@ -594,7 +751,8 @@ async fn refresh_grant(
         .narrow(req.params.get("scope"))
         .map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e))?;
     let now = state.now();
-    let new_refresh = new_secret(REFRESH_PREFIX);
+    // The successor is derived from the presented token, so a retry gets the same one.
+    let new_refresh = crate::domain::tokens::derive_refresh(&state.refresh_secret, token);
     let outcome = state
         .store
         .rotate_refresh(
@@ -602,12 +760,23 @@ async fn refresh_grant(
             &hash_secret(&new_refresh),
             now + state.config.refresh_token_ttl,
             now,
+            state.config.refresh_grace_period,
         )
         .await?;
     match outcome {
         RotateOutcome::Rotated(session) => {
             tracing::info!(session = %session.id, "refresh");
             issue(state, &session, scope, new_refresh, None).await
+        }
+        RotateOutcome::Retry(session) => {
+            tracing::info!(session = %session.id, "refresh retried within the grace window");
+            issue(state, &session, scope, new_refresh, None).await
+        }
+        RotateOutcome::Reused(session) => {
+            tracing::warn!(session = %session, "refresh token reused; session revoked");
+            Err(OAuthError::invalid_grant(
+                "this refresh token was already used; the session was ended as a precaution — sign in again",
+            ))
         }
         RotateOutcome::Invalid => Err(invalid()),
     }
@@ -730,6 +899,108 @@ pub async fn revoke(
     Ok(resp)
 }
 
+/// `POST /oauth/introspect` (RFC 7662). The caller authenticates with an access token
+/// (`Authorization: Bearer`) or an API key as client credentials; any other caller gets 401.
+/// Answers for access tokens, refresh tokens and API keys; anything unknown, expired or revoked
+/// is `{"active": false}`.
+pub async fn introspect(
+    State(state): State<SharedState>,
+    req: OAuthParams,
+) -> Result<Response, OAuthError> {
+    let bearer = req
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim().to_owned());
+    let authed = match bearer {
+        Some(t) => verify_access(&state, &t).await.is_ok(),
+        None => authenticate_api_key(&state, &req.headers, &req.params)
+            .await
+            .is_ok(),
+    };
+    if !authed {
+        return Err(OAuthError::invalid_client(
+            "introspection needs an access token (Bearer) or an API key as client credentials",
+        ));
+    }
+    let token = req.params.require("token")?;
+    let now = state.now();
+    let inactive = serde_json::json!({ "active": false });
+    let body = if crate::domain::api_keys::looks_like_key(token) {
+        match crate::domain::api_keys::parse(token) {
+            Ok(id) => match state.store.api_key(id).await? {
+                Some(k)
+                    if crate::domain::secrets::constant_time_eq(
+                        k.key_hash.as_bytes(),
+                        hash_secret(token).as_bytes(),
+                    ) && k.revoked_at.is_none()
+                        && k.expires_at.is_none_or(|e| e > now) =>
+                {
+                    serde_json::json!({
+                        "active": true,
+                        "token_type": "api_key",
+                        "client_id": k.id,
+                        "sub": k.id,
+                        "iss": state.issuer,
+                        "iat": k.created_at,
+                        "exp": k.expires_at,
+                        "org": k.org_id,
+                        "role": k.role,
+                        "name": k.name,
+                    })
+                }
+                _ => inactive,
+            },
+            Err(_) => inactive,
+        }
+    } else if looks_like_refresh_token(token) {
+        let hash = hash_secret(token);
+        match state.store.session_by_refresh(&hash).await? {
+            Some(s) if state.store.refresh_token_live(&hash, now).await? => serde_json::json!({
+                "active": true,
+                "token_type": "refresh_token",
+                "client_id": s.client_id,
+                "sub": s.user_id,
+                "scope": s.scope,
+                "iss": state.issuer,
+                "sid": s.id,
+            }),
+            _ => inactive,
+        }
+    } else {
+        match verify_access(&state, token).await {
+            Ok((c, _)) => {
+                let username = match &c.sid {
+                    Some(_) => state.store.user_by_id(&c.sub).await?.and_then(|u| u.email),
+                    None => None,
+                };
+                serde_json::json!({
+                    "active": true,
+                    "token_type": "Bearer",
+                    "scope": c.scope,
+                    "client_id": c.client_id,
+                    "username": username,
+                    "sub": c.sub,
+                    "aud": c.aud,
+                    "iss": c.iss,
+                    "exp": c.exp,
+                    "iat": c.iat,
+                    "jti": c.jti,
+                    "sid": c.sid,
+                    "org": c.org,
+                    "role": c.role,
+                })
+            }
+            Err(_) => inactive,
+        }
+    };
+    let mut resp = Json(body).into_response();
+    no_store(&mut resp);
+    Ok(resp)
+}
+
 /// Verifies a bearer access token: signature, issuer, audience, expiry, and that its session
 /// is still live. Returns the claims and the session.
 pub async fn verify_access(
@@ -752,6 +1023,20 @@ pub async fn verify_access(
         crate::domain::keys::JwtError::Expired => "the access token expired",
         _ => "the access token was not issued for this service",
     })?;
+    if claims.sid.is_none() && crate::domain::api_keys::looks_like_public_id(&claims.client_id) {
+        let key = state
+            .store
+            .api_key(&claims.client_id)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "api key lookup failed");
+                "the API key could not be checked"
+            })?
+            .ok_or("the API key no longer exists")?;
+        if key.revoked_at.is_some() {
+            return Err("the API key was revoked");
+        }
+    }
     let session = match &claims.sid {
         Some(sid) => {
             let s = state

@@ -29,7 +29,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("message.html", include_str!("../templates/message.html")),
     ("consent.html", include_str!("../templates/consent.html")),
+    ("connect.html", include_str!("../templates/connect.html")),
+    ("account.html", include_str!("../templates/account.html")),
+    ("org.html", include_str!("../templates/org.html")),
+    ("invite.html", include_str!("../templates/invite.html")),
 ];
+
+/// The copy-button script.
+pub const COPY_SCRIPT: &str = include_str!("../static/copy.js");
 
 /// The one stylesheet.
 pub const STYLESHEET: &str = include_str!("../static/style.css");
@@ -45,6 +52,8 @@ impl Templates {
     /// unit test below.
     pub fn new() -> Self {
         let mut env = Environment::new();
+        // Optional data (a user without an org, a page without a notice) renders as empty.
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
         for (name, src) in TEMPLATES {
             if let Err(e) = env.add_template(name, src) {
                 tracing::error!(template = name, error = %e, "template does not parse");
@@ -109,7 +118,7 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         h.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
-                "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
+                "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
                  frame-ancestors 'none'; base-uri 'none'",
             ),
         );

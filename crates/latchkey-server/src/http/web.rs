@@ -160,6 +160,11 @@ impl WebCtx {
         }
     }
 
+    /// The hash of the browser's session cookie, when signed in.
+    pub fn session_hash(&self) -> Option<&str> {
+        self.session_hash.as_deref()
+    }
+
     /// A generic error page; the cause is logged.
     pub fn internal(&self, e: &dyn std::fmt::Display) -> Response {
         internal_page(&self.state, e)
@@ -213,7 +218,8 @@ impl<S: Send + Sync> FromRequest<S> for WebForm {
     }
 }
 
-/// A `next` target that stays on this site: a path, never `//host` or a full URL.
+/// A `next` target that stays on this site: a path, never `//host` or a full URL. Without
+/// one, sign-in leads to the connect page.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n)
@@ -224,7 +230,7 @@ pub fn safe_next(next: Option<&str>) -> String {
         {
             n.to_owned()
         }
-        _ => "/".to_owned(),
+        _ => "/connect".to_owned(),
     }
 }
 
@@ -236,7 +242,24 @@ pub struct NextQuery {
 
 /// `GET /`.
 pub async fn home(ctx: WebCtx) -> Response {
-    ctx.page("home.html", "Welcome", StatusCode::OK, json!({}))
+    ctx.page(
+        "home.html",
+        "Welcome",
+        StatusCode::OK,
+        json!({"main_class": "wide"}),
+    )
+}
+
+/// `GET /static/copy.js`: copy buttons, as progressive enhancement.
+pub async fn copy_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        super::pages::COPY_SCRIPT,
+    )
+        .into_response()
 }
 
 /// `GET /static/style.css`.
@@ -297,6 +320,7 @@ pub async fn signin_submit(
         .hit(ip.as_deref().unwrap_or("?"), now)
         .is_err()
     {
+        st.metrics.login("web", "rate_limited");
         return fail(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many sign-in attempts from your network. Wait a minute and try again.",
@@ -332,11 +356,13 @@ pub async fn signin_submit(
     };
     match user {
         Some(u) if ok && !u.disabled => {
+            st.metrics.login("web", "success");
             tracing::info!(user = %u.id, "web sign-in");
             ctx.sign_in_and_redirect(&u, &next, ip.as_deref(), ua.as_deref())
                 .await
         }
         _ => {
+            st.metrics.login("web", "invalid_credentials");
             let _ = st.signin_per_account.hit(&email, now);
             fail(StatusCode::UNAUTHORIZED, "Wrong email or password.")
         }
@@ -661,11 +687,11 @@ mod tests {
             safe_next(Some("/device?user_code=X")),
             "/device?user_code=X"
         );
-        assert_eq!(safe_next(Some("//evil.example")), "/");
-        assert_eq!(safe_next(Some("https://evil.example")), "/");
-        assert_eq!(safe_next(Some("/\\evil.example")), "/");
-        assert_eq!(safe_next(Some("/a\nb")), "/");
-        assert_eq!(safe_next(None), "/");
+        assert_eq!(safe_next(Some("//evil.example")), "/connect");
+        assert_eq!(safe_next(Some("https://evil.example")), "/connect");
+        assert_eq!(safe_next(Some("/\\evil.example")), "/connect");
+        assert_eq!(safe_next(Some("/a\nb")), "/connect");
+        assert_eq!(safe_next(None), "/connect");
     }
 
     #[test]

@@ -2,15 +2,22 @@
 //! and PostgreSQL (placeholders are `$N`, which both accept). Per-backend files exist only for
 //! migrations (`migrations/{sqlite,postgres}`).
 
+mod admin;
+mod api_keys;
 mod codes;
 mod device;
 mod keys;
+mod orgs;
+mod secrets;
 mod sessions;
 mod users;
 mod web;
 
+pub use admin::DisabledUser;
+pub use api_keys::ApiKeyRow;
 pub use codes::{AuthCodeRow, RedeemOutcome};
 pub use device::DeviceRow;
+pub use orgs::{InvitationRow, MemberRow, OrgChangeError, OrgRow};
 pub use sessions::{NewSession, RotateOutcome, SessionRow};
 pub use users::{MembershipRow, UserRow};
 pub use web::WebSessionRow;
@@ -45,7 +52,11 @@ fn map_unique(e: sqlx::Error) -> StoreError {
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-/// Migrations, in order: (version, name, sqlite sql, postgres sql).
+/// Migrations: (version, name, sqlite sql, postgres sql), in increasing version order.
+/// Versions need not be contiguous: the runner applies every listed version the database has
+/// not recorded yet, so a migration numbered below one already applied still runs. Each
+/// migration must be transactional SQL (no `CREATE INDEX CONCURRENTLY`): all pending ones run
+/// in one transaction.
 const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     (
         1,
@@ -59,7 +70,66 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0002_auth_codes.sql"),
         include_str!("../../migrations/postgres/0002_auth_codes.sql"),
     ),
+    (
+        3,
+        "api_keys",
+        include_str!("../../migrations/sqlite/0003_api_keys.sql"),
+        include_str!("../../migrations/postgres/0003_api_keys.sql"),
+    ),
+    (
+        4,
+        "invitations",
+        include_str!("../../migrations/sqlite/0004_invitations.sql"),
+        include_str!("../../migrations/postgres/0004_invitations.sql"),
+    ),
+    (
+        5,
+        "server_secrets",
+        include_str!("../../migrations/sqlite/0005_server_secrets.sql"),
+        include_str!("../../migrations/postgres/0005_server_secrets.sql"),
+    ),
+    (
+        20,
+        "key_rotation",
+        include_str!("../../migrations/sqlite/0020_key_rotation.sql"),
+        include_str!("../../migrations/postgres/0020_key_rotation.sql"),
+    ),
 ];
+
+/// PostgreSQL advisory lock ids (`pg_advisory_xact_lock`), so concurrent replicas migrate
+/// once and rotate keys once. On SQLite `BEGIN IMMEDIATE` serializes writers instead.
+const LOCK_MIGRATIONS: i64 = 0x6c6b_0001;
+/// Lock id of signing-key changes.
+const LOCK_KEYS: i64 = 0x6c6b_0002;
+
+/// Where the database schema stands relative to this binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaStatus {
+    /// Versions this binary knows and the database has not recorded.
+    pub pending: Vec<i64>,
+    /// Versions the database recorded that this binary does not know (a newer latchkeyd
+    /// migrated it).
+    pub unknown: Vec<i64>,
+}
+
+impl SchemaStatus {
+    /// Whether every migration this binary needs is applied (a newer schema is fine for a
+    /// running server: migrations only add).
+    pub fn is_current(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
+/// Connection pool figures, for `/metrics`.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    /// Open connections.
+    pub size: u32,
+    /// Open and idle connections.
+    pub idle: u32,
+    /// The pool's upper bound.
+    pub max: u32,
+}
 
 /// The database.
 #[derive(Clone, Debug)]
@@ -69,16 +139,25 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects (creating a SQLite file if missing) and configures each connection.
+    /// Connects (creating a SQLite file if missing) and configures each connection, with the
+    /// default pool size (8 for SQLite, 16 for PostgreSQL).
     pub async fn connect(url: &str, backend: Backend) -> Result<Store> {
+        let max = match backend {
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        };
+        Self::connect_with(url, backend, max).await
+    }
+
+    /// Connects with at most `max` connections.
+    pub async fn connect_with(url: &str, backend: Backend, max: u32) -> Result<Store> {
         install_default_drivers();
-        let (url, max) = match backend {
+        let url = match backend {
             Backend::Sqlite if !url.contains("mode=") => {
                 let sep = if url.contains('?') { '&' } else { '?' };
-                (format!("{url}{sep}mode=rwc"), 8)
+                format!("{url}{sep}mode=rwc")
             }
-            Backend::Sqlite => (url.to_owned(), 8),
-            Backend::Postgres => (url.to_owned(), 16),
+            _ => url.to_owned(),
         };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
@@ -100,31 +179,39 @@ impl Store {
         Ok(Store { pool, backend })
     }
 
-    /// Applies pending migrations; refuses a schema newer than this binary knows.
-    pub async fn migrate(&self, now: i64) -> Result<()> {
-        self.pool
-            .execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (\
-                 version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-            )
+    /// The engine behind this store.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies pending migrations, all in one transaction, and returns the versions applied.
+    /// Safe to run from several processes at once: on PostgreSQL an advisory lock makes the
+    /// others wait and then find nothing left to do; on SQLite the write lock does. Refuses a
+    /// database that recorded a migration this binary does not know.
+    pub async fn migrate(&self, now: i64) -> Result<Vec<i64>> {
+        let mut tx = self.begin_locked(LOCK_MIGRATIONS).await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (\
+             version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
+            .fetch_all(&mut *tx)
             .await?;
-        let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
-            .fetch_one(&self.pool)
-            .await?;
-        let current = current.unwrap_or(0);
-        let latest = MIGRATIONS.last().map_or(0, |m| m.0);
-        if current > latest {
-            return Err(StoreError::SchemaTooNew(current));
+        let status = schema_status(&applied);
+        if let Some(v) = status.unknown.iter().max() {
+            return Err(StoreError::SchemaTooNew(*v));
         }
+        let mut done = Vec::new();
         for (version, name, sqlite, postgres) in MIGRATIONS {
-            if *version <= current {
+            if !status.pending.contains(version) {
                 continue;
             }
             let sql = match self.backend {
                 Backend::Sqlite => *sqlite,
                 Backend::Postgres => *postgres,
             };
-            let mut tx = self.begin_write().await?;
             sqlx::raw_sql(sql).execute(&mut *tx).await?;
             sqlx::query(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
@@ -134,18 +221,65 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
+            done.push(*version);
+        }
+        tx.commit().await?;
+        for (version, name, _, _) in MIGRATIONS.iter().filter(|m| done.contains(&m.0)) {
             tracing::info!(version, name, "applied migration");
         }
-        Ok(())
+        Ok(done)
     }
 
-    /// Whether the database answers and the schema is current.
+    /// Compares the migrations recorded in the database with the ones this binary knows.
+    pub async fn schema_status(&self) -> Result<SchemaStatus> {
+        let exists = match self.backend {
+            Backend::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+            }
+            Backend::Postgres => {
+                "SELECT COUNT(*) FROM pg_catalog.pg_tables \
+                 WHERE schemaname = current_schema() AND tablename = 'schema_migrations'"
+            }
+        };
+        let n: i64 = sqlx::query_scalar(exists).fetch_one(&self.pool).await?;
+        let applied: Vec<i64> = if n == 0 {
+            Vec::new()
+        } else {
+            sqlx::query_scalar("SELECT version FROM schema_migrations")
+                .fetch_all(&self.pool)
+                .await?
+        };
+        Ok(schema_status(&applied))
+    }
+
+    /// Whether the database answers and every migration this binary needs is applied.
     pub async fn ready(&self) -> Result<bool> {
-        let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(current == MIGRATIONS.last().map(|m| m.0))
+        Ok(self.schema_status().await?.is_current())
+    }
+
+    /// Connection pool figures.
+    pub fn pool_stats(&self) -> PoolStats {
+        let size = self.pool.size();
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        PoolStats {
+            size,
+            idle: idle.min(size),
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+
+    /// Starts a write transaction that holds `lock` until it ends: a transaction-scoped
+    /// advisory lock on PostgreSQL, the database write lock on SQLite.
+    async fn begin_locked(&self, lock: i64) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        let mut tx = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            // `pg_advisory_xact_lock` returns `void`, which the Any driver cannot decode.
+            sqlx::query("SELECT 1 AS locked FROM pg_advisory_xact_lock($1)")
+                .bind(lock)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
     }
 
     /// Starts a transaction that will write. On SQLite it takes the write lock up front
@@ -177,8 +311,66 @@ impl Store {
         Ok(a + b + c)
     }
 
+    /// Device authorizations still waiting for the user (all replicas).
+    pub async fn pending_device_flows(&self, now: i64) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM device_codes WHERE status = 'pending' AND expires_at > $1",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// Closes the pool (used at shutdown so SQLite checkpoints its WAL).
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+fn schema_status(applied: &[i64]) -> SchemaStatus {
+    SchemaStatus {
+        pending: MIGRATIONS
+            .iter()
+            .map(|m| m.0)
+            .filter(|v| !applied.contains(v))
+            .collect(),
+        unknown: applied
+            .iter()
+            .copied()
+            .filter(|v| !MIGRATIONS.iter().any(|m| m.0 == *v))
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_ordered_and_unique() {
+        for w in MIGRATIONS.windows(2) {
+            assert!(w[0].0 < w[1].0, "migration {} is out of order", w[1].0);
+        }
+        for (v, name, sqlite, postgres) in MIGRATIONS {
+            assert!(!name.is_empty() && !sqlite.trim().is_empty() && !postgres.trim().is_empty());
+            assert!(
+                !postgres.contains("CONCURRENTLY"),
+                "migration {v} must be transactional"
+            );
+        }
+    }
+
+    #[test]
+    fn gaps_in_versions_are_applied() {
+        let all: Vec<i64> = MIGRATIONS.iter().map(|m| m.0).collect();
+        assert!(schema_status(&all).is_current());
+        // A database that has the last migration but not an earlier one (a lower number added
+        // later) still gets the earlier one.
+        let last = all[all.len() - 1];
+        let st = schema_status(&[last]);
+        assert_eq!(st.pending, all[..all.len() - 1].to_vec());
+        assert!(st.unknown.is_empty());
+        let st = schema_status(&[1, 9999]);
+        assert_eq!(st.unknown, vec![9999]);
     }
 }

@@ -69,7 +69,13 @@ pub struct SessionRow {
 pub enum RotateOutcome {
     /// Rotated: the new token is stored, the old one is spent.
     Rotated(Box<SessionRow>),
-    /// Unknown, expired, already rotated, or its session is revoked.
+    /// The token was rotated moments ago (inside the grace window) and its successor was never
+    /// used: a retry after a lost response. The same successor is handed out again.
+    Retry(Box<SessionRow>),
+    /// A spent token came back after its successor was used, or after the grace window: a sign
+    /// of theft (RFC 9700 §4.14.2). The whole session was revoked.
+    Reused(String),
+    /// Unknown or expired, or its session is revoked.
     Invalid,
 }
 
@@ -187,14 +193,18 @@ impl Store {
         Ok(Some(row))
     }
 
-    /// Rotates a refresh token: spends `old_hash` and stores `new_hash` for the same session.
-    /// The spend is the first statement, so concurrent rotations queue and exactly one wins.
+    /// Rotates a refresh token: spends `old_hash` and stores `new_hash` (its deterministic
+    /// successor) for the same session. The spend is the first statement, so concurrent
+    /// rotations queue and exactly one rotates; the others see a fresh rotation inside
+    /// `grace_s` and get [`RotateOutcome::Retry`] with the same successor. A spent token seen
+    /// after its successor was used, or after the grace window, revokes the session.
     pub async fn rotate_refresh(
         &self,
         old_hash: &str,
         new_hash: &str,
         new_expires_at: i64,
         now: i64,
+        grace_s: i64,
     ) -> Result<RotateOutcome> {
         let mut tx = self.begin_write().await?;
         let n = sqlx::query(
@@ -207,8 +217,53 @@ impl Store {
         .await?
         .rows_affected();
         if n != 1 {
-            tx.rollback().await?;
-            return Ok(RotateOutcome::Invalid);
+            let spent = sqlx::query(
+                "SELECT rotated_at, session_id FROM refresh_tokens WHERE token_hash = $1",
+            )
+            .bind(old_hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(spent) = spent else {
+                tx.rollback().await?;
+                return Ok(RotateOutcome::Invalid);
+            };
+            let rotated_at: Option<i64> = spent.try_get("rotated_at")?;
+            let session_id: String = spent.try_get("session_id")?;
+            let Some(rotated_at) = rotated_at else {
+                // Not rotated, so the update failed on expiry.
+                tx.rollback().await?;
+                return Ok(RotateOutcome::Invalid);
+            };
+            let successor_unused: Option<i64> = sqlx::query_scalar(
+                "SELECT expires_at FROM refresh_tokens WHERE token_hash = $1 AND rotated_at IS NULL",
+            )
+            .bind(new_hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if now - rotated_at <= grace_s && successor_unused.is_some() {
+                let sql =
+                    format!("SELECT {COLS} FROM sessions WHERE id = $1 AND revoked_at IS NULL");
+                let session = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(&session_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                tx.rollback().await?;
+                return Ok(match session.as_ref().map(from_row).transpose()? {
+                    Some(s) => RotateOutcome::Retry(Box::new(s)),
+                    None => RotateOutcome::Invalid,
+                });
+            }
+            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(&session_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM refresh_tokens WHERE session_id = $1 AND rotated_at IS NULL")
+                .bind(&session_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(RotateOutcome::Reused(session_id));
         }
         let sql = format!(
             "SELECT {COLS} FROM sessions WHERE id = \
@@ -314,5 +369,19 @@ impl Store {
             Some(_) => self.revoke_session(id, now).await,
             None => Ok(false),
         }
+    }
+
+    /// Whether a refresh token is live: known, not rotated, not expired, session not revoked.
+    pub async fn refresh_token_live(&self, token_hash: &str, now: i64) -> Result<bool> {
+        let n: Option<i64> = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id \
+             WHERE r.token_hash = $1 AND r.rotated_at IS NULL AND r.expires_at > $2 \
+             AND s.revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n.unwrap_or(0) > 0)
     }
 }

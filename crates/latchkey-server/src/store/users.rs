@@ -254,4 +254,25 @@ impl Store {
         tx.commit().await?;
         Ok(n)
     }
+
+    /// Adds `user_id` to an org with `role`, or changes their role if already a member.
+    pub async fn set_membership(
+        &self,
+        org_id: &str,
+        user_id: &str,
+        role: Role,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (org_id, user_id) DO UPDATE SET role = $3",
+        )
+        .bind(org_id)
+        .bind(user_id)
+        .bind(role.as_str())
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 }

@@ -76,29 +76,41 @@ async fn full_device_flow_then_me_refresh_revoke() {
     assert_eq!(me["client_id"], "latchkey-cli");
     assert!(me["token_expires_at"].as_i64().unwrap() > 0);
 
-    // Refresh rotates: the new pair works, the old refresh token does not.
+    // Refresh rotates: the new pair works. A retry of the old token within the grace window
+    // (the client lost the response) gets the same new refresh token; once the new one has
+    // been used, the old one no longer works.
     let (s, tok2) = refresh(&base, refresh1).await;
     assert_eq!(s, 200, "{tok2}");
     let refresh2 = tok2["refresh_token"].as_str().unwrap();
     assert_ne!(refresh1, refresh2);
-    let (s, b) = refresh(&base, refresh1).await;
+    let (s, retry) = refresh(&base, refresh1).await;
+    assert_eq!(s, 200, "{retry}");
+    assert_eq!(retry["refresh_token"], tok2["refresh_token"]);
+    let (s, tok3) = refresh(&base, refresh2).await;
+    assert_eq!(s, 200, "{tok3}");
+    let refresh3 = tok3["refresh_token"].as_str().unwrap();
+    srv.clock.advance(31);
+    let (s, b) = refresh(&base, refresh2).await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")));
+    // Reuse of a spent token ends the session: its newest token is dead too (RFC 9700 §4.14.2).
+    let (s, _) = refresh(&base, refresh3).await;
+    assert_eq!(s, 400);
+    let (access_b, refresh_b) = login(&srv, "ada2@example.com").await;
 
     // Revoke (RFC 7009) with the refresh token: the session ends.
     let (s, _, _) = post_form(
         &format!("{base}/oauth/revoke"),
         &[
-            ("token", refresh2),
+            ("token", refresh_b.as_str()),
             ("token_type_hint", "refresh_token"),
             ("client_id", "latchkey-cli"),
         ],
     )
     .await;
     assert_eq!(s, 200);
-    let (s, b) = refresh(&base, refresh2).await;
+    let (s, b) = refresh(&base, &refresh_b).await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")));
-    let access2 = tok2["access_token"].as_str().unwrap();
-    let (s, h, _) = get_json(&format!("{base}/v1/me"), Some(access2)).await;
+    let (s, h, _) = get_json(&format!("{base}/v1/me"), Some(&access_b)).await;
     assert_eq!(s, 401);
     assert!(
         h["www-authenticate"]
@@ -322,17 +334,17 @@ async fn concurrent_redemptions_one_winner() {
     for _ in 0..8 {
         let b = base.clone();
         let t = refresh_token.clone();
-        tasks.push(tokio::spawn(async move { refresh(&b, &t).await.0 }));
+        tasks.push(tokio::spawn(async move { refresh(&b, &t).await }));
     }
-    let mut ok = 0;
+    // Exactly one rotation: every racer gets the same new refresh token (the others are
+    // retries inside the grace window), and only one successor was stored.
+    let mut new_tokens = std::collections::BTreeSet::new();
     for t in tasks {
-        match t.await.unwrap() {
-            200 => ok += 1,
-            400 => {}
-            other => panic!("unexpected status {other}"),
-        }
+        let (s, body) = t.await.unwrap();
+        assert_eq!(s, 200, "{body}");
+        new_tokens.insert(body["refresh_token"].as_str().unwrap().to_owned());
     }
-    assert_eq!(ok, 1, "exactly one rotation wins");
+    assert_eq!(new_tokens.len(), 1, "{new_tokens:?}");
     srv.stop().await;
 }
 
@@ -343,11 +355,7 @@ async fn polling_does_not_write() {
     let base = srv.url().to_owned();
     let dev = start_device(&base).await;
     let code = dev["device_code"].as_str().unwrap().to_owned();
-    let db = srv.database_url();
-    let path = db.trim_start_matches("sqlite://").to_owned();
-    let before = std::fs::metadata(format!("{path}-wal"))
-        .map(|m| m.len())
-        .unwrap_or(0);
+    let before = srv.write_marker().await;
     for _ in 0..20 {
         srv.clock.advance(6);
         let (s, b) = poll(&base, &code).await;
@@ -356,9 +364,7 @@ async fn polling_does_not_write() {
             (400, Some("authorization_pending"))
         );
     }
-    let after = std::fs::metadata(format!("{path}-wal"))
-        .map(|m| m.len())
-        .unwrap_or(0);
+    let after = srv.write_marker().await;
     assert_eq!(before, after, "20 polls changed the database");
     srv.stop().await;
 }

@@ -3,12 +3,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod api_keys;
 mod authorize;
 mod bad_input;
 mod binary;
 mod device_flow;
 mod interop;
+mod keys;
 mod methods;
+mod ops;
+mod orgs;
+mod pages;
+mod replicas;
 
 use latchkey_server::testkit::install_crypto;
 use serde_json::Value;
