@@ -43,6 +43,18 @@ pub struct Settings {
     /// Device code lifetime in seconds [default: 600].
     #[arg(long, env = "LATCHKEYD_DEVICE_CODE_TTL", value_name = "SECS")]
     pub device_code_ttl: Option<u64>,
+    /// Most device sign-ins waiting at once; more are refused until some finish [default:
+    /// 10000]. With `user_code_global_failures` it bounds the chance of guessing a code (see
+    /// docs/security.md).
+    #[arg(long, env = "LATCHKEYD_MAX_PENDING_DEVICE_CODES", value_name = "N")]
+    pub max_pending_device_codes: Option<u32>,
+    /// Wrong user-code entries allowed per 10 minutes on the whole server [default: 600].
+    #[arg(long, env = "LATCHKEYD_USER_CODE_GLOBAL_FAILURES", value_name = "N")]
+    pub user_code_global_failures: Option<u32>,
+    /// Token-endpoint requests per minute per client and IP; 0 turns the limit off [default:
+    /// 600].
+    #[arg(long, env = "LATCHKEYD_TOKEN_RATE_LIMIT", value_name = "N")]
+    pub token_rate_limit: Option<u32>,
     /// Minimum device polling interval in seconds [default: 5].
     #[arg(long, env = "LATCHKEYD_DEVICE_POLL_INTERVAL", value_name = "SECS")]
     pub device_poll_interval: Option<u64>,
@@ -134,6 +146,13 @@ impl Settings {
             refresh_grace_period: self.refresh_grace_period.or(other.refresh_grace_period),
             device_code_ttl: self.device_code_ttl.or(other.device_code_ttl),
             device_poll_interval: self.device_poll_interval.or(other.device_poll_interval),
+            max_pending_device_codes: self
+                .max_pending_device_codes
+                .or(other.max_pending_device_codes),
+            user_code_global_failures: self
+                .user_code_global_failures
+                .or(other.user_code_global_failures),
+            token_rate_limit: self.token_rate_limit.or(other.token_rate_limit),
             web_session_ttl: self.web_session_ttl.or(other.web_session_ttl),
             audience: self.audience.or(other.audience),
             min_cli_version: self.min_cli_version.or(other.min_cli_version),
@@ -204,6 +223,12 @@ pub struct Config {
     pub device_code_ttl: i64,
     /// Device polling interval, seconds.
     pub device_poll_interval: i64,
+    /// Pending device sign-ins allowed at once.
+    pub max_pending_device_codes: u32,
+    /// Wrong user-code entries per 10 minutes, server-wide.
+    pub user_code_global_failures: u32,
+    /// Token requests per minute per client and IP (0: off).
+    pub token_rate_limit: u32,
     /// Web session lifetime, seconds.
     pub web_session_ttl: i64,
     /// Access token audience; `None` means the public URL.
@@ -500,6 +525,15 @@ impl Config {
             },
             device_code_ttl: secs("device_code_ttl", s.device_code_ttl, 600, 30)?,
             device_poll_interval: secs("device_poll_interval", s.device_poll_interval, 5, 1)?,
+            max_pending_device_codes: match s.max_pending_device_codes.unwrap_or(10_000) {
+                0 => return Err(invalid("max_pending_device_codes", "must be at least 1")),
+                n => n,
+            },
+            user_code_global_failures: match s.user_code_global_failures.unwrap_or(600) {
+                0 => return Err(invalid("user_code_global_failures", "must be at least 1")),
+                n => n,
+            },
+            token_rate_limit: s.token_rate_limit.unwrap_or(600),
             web_session_ttl: secs("web_session_ttl", s.web_session_ttl, 14 * 86_400, 60)?,
             audience: s.audience,
             min_cli_version,

@@ -11,7 +11,7 @@ use crate::domain::clients::{RegisteredClient, builtin};
 use crate::domain::clock::SharedClock;
 use crate::domain::device::PollTracker;
 use crate::domain::keys::{self, KeySet};
-use crate::domain::ratelimit::RateLimiter;
+use crate::domain::ratelimit::{Backoff, GuessLimits, RateLimiter};
 use crate::http::pages::Templates;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -37,8 +37,12 @@ pub struct AppState {
     pub refresh_secret: Vec<u8>,
     /// Device polling discipline.
     pub polls: PollTracker,
-    /// Failed user-code entries per IP (RFC 8628 §5.1).
-    pub user_code_failures: RateLimiter,
+    /// Wrong user-code entries per IP, per user and in all (RFC 8628 §5.1).
+    pub user_code_guesses: GuessLimits,
+    /// Back-off per account after failed password sign-ins.
+    pub password_backoff: Backoff,
+    /// Token requests per client and IP; `None` when turned off.
+    pub token_per_client: Option<RateLimiter>,
     /// Sign-in attempts per IP.
     pub signin_per_ip: RateLimiter,
     /// Failed sign-ins per account.
@@ -118,7 +122,10 @@ impl AppState {
             keys: RwLock::new(keyset),
             refresh_secret,
             polls: PollTracker::default(),
-            user_code_failures: RateLimiter::new(10, 60),
+            user_code_guesses: GuessLimits::new(config.user_code_global_failures),
+            password_backoff: Backoff::new(3, 300),
+            token_per_client: (config.token_rate_limit > 0)
+                .then(|| RateLimiter::new(config.token_rate_limit, 60)),
             signin_per_ip: RateLimiter::new(30, 60),
             signin_per_account: RateLimiter::new(10, 300),
             anonymous_per_ip: RateLimiter::new(30, 600),

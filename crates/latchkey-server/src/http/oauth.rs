@@ -273,6 +273,18 @@ pub async fn device_authorization(
 ) -> Result<Response, OAuthError> {
     let client = authenticate_client(&state, &req, Some(GRANT_DEVICE_CODE))?;
     require_method(&state, methods::DEVICE, "device sign-in")?;
+    let pending = state.store.pending_device_flows(state.now()).await?;
+    if pending >= i64::from(state.config.max_pending_device_codes) {
+        tracing::warn!(
+            pending,
+            "device authorization refused: too many pending sign-ins"
+        );
+        return Err(OAuthError::new(
+            ErrorCode::TemporarilyUnavailable,
+            "too many sign-ins are waiting for approval; try again in a minute",
+        )
+        .with_retry_after(30));
+    }
     let scope = Scope::parse_requested(req.params.get("scope"))
         .map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e))?;
     let device_name = req.params.get("device_name").map(|n| {
@@ -335,6 +347,40 @@ pub async fn token(
     req: OAuthParams,
 ) -> Result<Response, OAuthError> {
     let grant_type = req.params.require("grant_type")?.to_owned();
+    if let Some(limiter) = &state.token_per_client {
+        // The client is named by client_id, or for API keys by the key's id; unauthenticated
+        // names only cost the caller, since the key includes the IP.
+        let client = req
+            .params
+            .get("client_id")
+            .map(str::to_owned)
+            .or_else(|| {
+                basic_credentials(&req.headers)
+                    .ok()
+                    .flatten()
+                    .map(|(id, _)| id)
+            })
+            .or_else(|| {
+                req.params.get("client_secret").map(|s| {
+                    s.chars()
+                        .take(crate::domain::api_keys::PUBLIC_ID_LEN)
+                        .collect()
+                })
+            })
+            .unwrap_or_default();
+        let key = format!("{client}|{}", ip.as_deref().unwrap_or("?"));
+        if let Err(wait) = limiter.hit(&key, state.now()) {
+            // Device polling already has its own answer for "too fast" (RFC 8628 §3.5).
+            let code = if grant_type == GRANT_DEVICE_CODE {
+                ErrorCode::SlowDown
+            } else {
+                ErrorCode::TemporarilyUnavailable
+            };
+            return Err(OAuthError::new(code, "too many token requests; slow down")
+                .with_status(StatusCode::TOO_MANY_REQUESTS)
+                .with_retry_after(wait));
+        }
+    }
     match grant_type.as_str() {
         GRANT_CLIENT_CREDENTIALS => client_credentials_grant(&state, &req).await,
         GRANT_DEVICE_CODE => {
@@ -600,6 +646,10 @@ async fn password_grant(
         .signin_per_account
         .check(&email, now)
         .map_err(too_many)?;
+    state
+        .password_backoff
+        .check(&email, now)
+        .map_err(too_many)?;
     let user = state.store.user_by_email(&email).await?;
     let phc = user.as_ref().and_then(|u| u.password_hash.clone());
     let ok = state
@@ -615,6 +665,7 @@ async fn password_grant(
         })?;
     match user {
         Some(u) if ok && !u.disabled => {
+            state.password_backoff.succeed(&email);
             new_session_and_issue(
                 state,
                 &u.id,
@@ -629,6 +680,7 @@ async fn password_grant(
         }
         _ => {
             let _ = state.signin_per_account.hit(&email, now);
+            state.password_backoff.fail(&email, now);
             Err(wrong())
         }
     }

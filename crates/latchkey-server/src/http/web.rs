@@ -329,7 +329,9 @@ pub async fn signin_submit(
     let Ok(email) = normalize_email(&email_raw) else {
         return fail(StatusCode::UNAUTHORIZED, "Wrong email or password.");
     };
-    if st.signin_per_account.check(&email, now).is_err() {
+    if st.signin_per_account.check(&email, now).is_err()
+        || st.password_backoff.check(&email, now).is_err()
+    {
         return fail(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many failed attempts for this account. Wait a few minutes and try again.",
@@ -357,6 +359,7 @@ pub async fn signin_submit(
     match user {
         Some(u) if ok && !u.disabled => {
             st.metrics.login("web", "success");
+            st.password_backoff.succeed(&email);
             tracing::info!(user = %u.id, "web sign-in");
             ctx.sign_in_and_redirect(&u, &next, ip.as_deref(), ua.as_deref())
                 .await
@@ -364,6 +367,7 @@ pub async fn signin_submit(
         _ => {
             st.metrics.login("web", "invalid_credentials");
             let _ = st.signin_per_account.hit(&email, now);
+            st.password_backoff.fail(&email, now);
             fail(StatusCode::UNAUTHORIZED, "Wrong email or password.")
         }
     }
@@ -558,7 +562,7 @@ pub async fn device_page(
             json!({"user_code": raw, "error": msg}),
         )
     };
-    if let Err(wait) = st.user_code_failures.check(&ip_key, now) {
+    if let Err(wait) = st.user_code_guesses.check(&ip_key, &user.id, now) {
         let mut r = enter_again(
             StatusCode::TOO_MANY_REQUESTS,
             &format!("Too many wrong codes. Wait {wait} seconds and try again."),
@@ -571,7 +575,7 @@ pub async fn device_page(
     let code = match UserCode::parse(&raw) {
         Ok(c) => c,
         Err(e) => {
-            let _ = st.user_code_failures.hit(&ip_key, now);
+            st.user_code_guesses.fail(&ip_key, &user.id, now);
             return enter_again(
                 StatusCode::BAD_REQUEST,
                 &format!("That is not a valid code: {e}."),
@@ -583,7 +587,7 @@ pub async fn device_page(
         Err(e) => return internal_page(&st, &e),
     };
     let Some(row) = row.filter(|r| r.status == DeviceStatus::Pending && r.expires_at > now) else {
-        let _ = st.user_code_failures.hit(&ip_key, now);
+        st.user_code_guesses.fail(&ip_key, &user.id, now);
         return enter_again(StatusCode::NOT_FOUND, BAD_CODE);
     };
     let org = match st.store.memberships(&user.id).await {
@@ -636,8 +640,17 @@ pub async fn device_submit(
     };
     let now = st.now();
     let ip_key = ip.unwrap_or_else(|| "?".into());
+    // Deciding by code is a guess as much as looking one up: the same limits apply.
+    if let Err(wait) = st.user_code_guesses.check(&ip_key, &user.id, now) {
+        return ctx.message(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many wrong codes",
+            &format!("Wait {wait} seconds, then enter the code from your terminal again."),
+            false,
+        );
+    }
     let Ok(code) = UserCode::parse(form.get("user_code").unwrap_or("")) else {
-        let _ = st.user_code_failures.hit(&ip_key, now);
+        st.user_code_guesses.fail(&ip_key, &user.id, now);
         return ctx.message(StatusCode::BAD_REQUEST, "Unknown code", BAD_CODE, false);
     };
     let org_id = match st.store.memberships(&user.id).await {
@@ -665,7 +678,7 @@ pub async fn device_submit(
             false,
         ),
         Ok(false) => {
-            let _ = st.user_code_failures.hit(&ip_key, now);
+            st.user_code_guesses.fail(&ip_key, &user.id, now);
             ctx.message(
                 StatusCode::CONFLICT,
                 "This request is no longer waiting",

@@ -10,6 +10,7 @@ mod binary;
 mod device_flow;
 mod interop;
 mod keys;
+mod limits;
 mod methods;
 mod ops;
 mod orgs;

@@ -1,0 +1,174 @@
+//! Abuse limits: token requests per client, pending device sign-ins, user-code guessing per
+//! user and server-wide (also through the approval POST), password back-off.
+
+use latchkey_server::config::Settings;
+use latchkey_server::testkit::{Browser, TestServer};
+
+use super::{poll, post_form, refresh, start_device};
+
+#[tokio::test]
+async fn token_requests_are_limited_per_client() {
+    let srv = TestServer::start_with(Settings {
+        token_rate_limit: Some(4),
+        ..Settings::default()
+    })
+    .await;
+    let base = srv.url().to_owned();
+    let dev = start_device(&base).await;
+    let code = dev["device_code"].as_str().unwrap();
+    for _ in 0..4 {
+        srv.clock.advance(6);
+        assert_eq!(poll(&base, code).await.0, 400);
+    }
+    let (s, h, b) = post_form(
+        &format!("{base}/oauth/token"),
+        &[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", code),
+            ("client_id", "latchkey-cli"),
+        ],
+    )
+    .await;
+    assert_eq!((s, b["error"].as_str()), (429, Some("slow_down")));
+    assert!(h.contains_key("retry-after"));
+    let (s, b) = refresh(&base, "lkr_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (429, Some("temporarily_unavailable"))
+    );
+    srv.clock.advance(61);
+    assert_eq!(
+        poll(&base, code).await.0,
+        400,
+        "the next minute is open again"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn pending_device_sign_ins_are_capped() {
+    let srv = TestServer::start_with(Settings {
+        max_pending_device_codes: Some(2),
+        ..Settings::default()
+    })
+    .await;
+    let base = srv.url().to_owned();
+    start_device(&base).await;
+    start_device(&base).await;
+    let (s, h, b) = post_form(
+        &format!("{base}/oauth/device_authorization"),
+        &[("client_id", "latchkey-cli")],
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (503, Some("temporarily_unavailable"))
+    );
+    assert!(h.contains_key("retry-after"));
+    srv.clock.advance(601);
+    start_device(&base).await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn guessing_through_the_approval_form_is_limited_too() {
+    let srv = TestServer::start().await;
+    let base = srv.url().to_owned();
+    let b = Browser::new(&base);
+    b.sign_up("gu@example.com", "correct horse battery").await;
+    let dev = start_device(&base).await;
+    let page = b.get("/device").await;
+    let csrf = Browser::csrf(&page);
+    for _ in 0..10 {
+        let p = b
+            .post(
+                "/device",
+                &[
+                    ("csrf", &csrf),
+                    ("user_code", "BBBB-BBBB"),
+                    ("decision", "approve"),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, 409);
+    }
+    let p = b
+        .post(
+            "/device",
+            &[
+                ("csrf", &csrf),
+                ("user_code", dev["user_code"].as_str().unwrap()),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 429, "{}", p.body);
+    let (_, body) = poll(&base, dev["device_code"].as_str().unwrap()).await;
+    assert_eq!(
+        body["error"], "authorization_pending",
+        "nothing was approved"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_codes_are_limited_server_wide() {
+    let srv = TestServer::start_with(Settings {
+        user_code_global_failures: Some(3),
+        ..Settings::default()
+    })
+    .await;
+    let base = srv.url().to_owned();
+    for i in 0..3 {
+        let b = Browser::new(&base);
+        b.sign_up(&format!("g{i}@example.com"), "correct horse battery")
+            .await;
+        assert_eq!(b.get("/device?user_code=BBBB-BBBB").await.status, 404);
+    }
+    let fresh = Browser::new(&base);
+    fresh
+        .sign_up("g9@example.com", "correct horse battery")
+        .await;
+    let page = fresh.get("/device?user_code=CCCC-CCCC").await;
+    assert_eq!(
+        page.status, 429,
+        "a fourth user, under every per-user limit, is refused"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn password_failures_back_off() {
+    let srv = TestServer::start().await;
+    let base = srv.url().to_owned();
+    Browser::new(&base)
+        .sign_up("bo@example.com", "correct horse battery")
+        .await;
+    let login = |pw: &'static str| {
+        let base = base.clone();
+        async move {
+            post_form(
+                &format!("{base}/oauth/token"),
+                &[
+                    ("grant_type", "password"),
+                    ("username", "bo@example.com"),
+                    ("password", pw),
+                    ("client_id", "latchkey-cli"),
+                ],
+            )
+            .await
+        }
+    };
+    for _ in 0..4 {
+        assert_eq!(login("wrong password").await.0, 400);
+    }
+    let (s, h, _) = login("correct horse battery").await;
+    assert_eq!(
+        s, 429,
+        "even the right password waits after repeated failures"
+    );
+    assert_eq!(h["retry-after"], "1");
+    srv.clock.advance(2);
+    assert_eq!(login("correct horse battery").await.0, 200);
+    srv.stop().await;
+}
