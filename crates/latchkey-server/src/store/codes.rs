@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::sessions::insert_session;
+use super::sessions::{insert_session, revoke_in};
 use super::{NewSession, Result, SessionRow, Store};
 
 /// An authorization code as stored (the code itself only as a hash).
@@ -135,17 +135,7 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?;
             if let Some(Some(sid)) = first {
-                sqlx::query(
-                    "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-                )
-                .bind(now)
-                .bind(&sid)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("DELETE FROM refresh_tokens WHERE session_id = $1")
-                    .bind(&sid)
-                    .execute(&mut *tx)
-                    .await?;
+                revoke_in(&mut tx, &sid, now).await?;
             }
             tx.commit().await?;
             return Ok(RedeemOutcome::Reused);

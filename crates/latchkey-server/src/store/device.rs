@@ -81,7 +81,8 @@ impl Store {
         .bind(d.expires_at)
         .bind(d.interval_s)
         .bind(d.status.as_str())
-        .execute(&self.pool)
+        // The writer: on SQLite, concurrent sign-ins queue for it instead of for the lock.
+        .execute(&self.writer)
         .await
         .map_err(map_unique)?;
         Ok(())

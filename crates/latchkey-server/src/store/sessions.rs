@@ -100,6 +100,26 @@ fn from_row(r: &AnyRow) -> Result<SessionRow> {
     })
 }
 
+/// Revokes a session inside a write transaction: marks it revoked and deletes its refresh
+/// tokens, so none of them works from now on. Returns whether it was live.
+pub(super) async fn revoke_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: &str,
+    now: i64,
+) -> Result<bool> {
+    let n = sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    sqlx::query("DELETE FROM refresh_tokens WHERE session_id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(n == 1)
+}
+
 pub(super) async fn insert_session(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     s: &NewSession,
@@ -253,15 +273,7 @@ impl Store {
                     None => RotateOutcome::Invalid,
                 });
             }
-            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                .bind(now)
-                .bind(&session_id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM refresh_tokens WHERE session_id = $1 AND rotated_at IS NULL")
-                .bind(&session_id)
-                .execute(&mut *tx)
-                .await?;
+            revoke_in(&mut tx, &session_id, now).await?;
             tx.commit().await?;
             return Ok(RotateOutcome::Reused(session_id));
         }
@@ -341,19 +353,9 @@ impl Store {
     /// Revokes a session: its refresh tokens stop working at once. Returns whether it was live.
     pub async fn revoke_session(&self, id: &str, now: i64) -> Result<bool> {
         let mut tx = self.begin_write().await?;
-        let n =
-            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        sqlx::query("DELETE FROM refresh_tokens WHERE session_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let live = revoke_in(&mut tx, id, now).await?;
         tx.commit().await?;
-        Ok(n == 1)
+        Ok(live)
     }
 
     /// Revokes one of `user_id`'s sessions. Returns false when it is not theirs or not live.

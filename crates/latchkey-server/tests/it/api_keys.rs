@@ -2,27 +2,16 @@
 //! expiry, typo detection, introspection.
 
 use latchkey_server::domain::accounts::Role;
-use latchkey_server::testkit::{Browser, TestServer};
+use latchkey_server::testkit::TestServer;
 use serde_json::{Value, json};
 
 use super::{get_json, http, post_form};
 
 async fn person(base: &str, email: &str) -> String {
-    Browser::new(base)
-        .sign_up(email, "correct horse battery")
-        .await;
-    let (s, _, tok) = post_form(
-        &format!("{base}/oauth/token"),
-        &[
-            ("grant_type", "password"),
-            ("username", email),
-            ("password", "correct horse battery"),
-            ("client_id", "latchkey-cli"),
-        ],
-    )
-    .await;
-    assert_eq!(s, 200, "{tok}");
-    tok["access_token"].as_str().unwrap().to_owned()
+    super::new_account(base, email).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 async fn create(base: &str, access: &str, body: Value) -> (u16, Value) {

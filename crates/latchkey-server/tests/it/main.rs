@@ -94,3 +94,37 @@ pub async fn refresh(base: &str, token: &str) -> (u16, Value) {
     .await;
     (s, b)
 }
+
+/// Signs in with the password grant as the first-party CLI would.
+pub async fn password_grant(
+    base: &str,
+    email: &str,
+    password: &str,
+    device_name: &str,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    post_form(
+        &format!("{base}/oauth/token"),
+        &[
+            ("grant_type", "password"),
+            ("username", email),
+            ("password", password),
+            ("client_id", "latchkey-cli"),
+            ("device_name", device_name),
+        ],
+    )
+    .await
+}
+
+/// The password every test account gets.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Creates an account on the web form, then signs it in with the password grant; returns the
+/// token response.
+pub async fn new_account(base: &str, email: &str) -> Value {
+    latchkey_server::testkit::Browser::new(base)
+        .sign_up(email, PASSWORD)
+        .await;
+    let (s, _, tok) = password_grant(base, email, PASSWORD, "test").await;
+    assert_eq!(s, 200, "{tok}");
+    tok
+}

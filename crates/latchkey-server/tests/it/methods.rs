@@ -5,24 +5,7 @@ use latchkey_server::testkit::{Browser, TestServer};
 
 use super::{get_json, http, post_form, refresh};
 
-async fn password_login(
-    base: &str,
-    user: &str,
-    pw: &str,
-    name: &str,
-) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
-    post_form(
-        &format!("{base}/oauth/token"),
-        &[
-            ("grant_type", "password"),
-            ("username", user),
-            ("password", pw),
-            ("client_id", "latchkey-cli"),
-            ("device_name", name),
-        ],
-    )
-    .await
-}
+use super::password_grant as password_login;
 
 async fn anonymous_login(base: &str) -> (u16, serde_json::Value) {
     let (s, _, b) = post_form(

@@ -1,10 +1,10 @@
 //! Organizations: create, invite by link, accept, roles, last owner, transfer, leave, switch.
 
 use latchkey_server::config::Settings;
-use latchkey_server::testkit::{Browser, TestServer};
+use latchkey_server::testkit::TestServer;
 use serde_json::{Value, json};
 
-use super::{get_json, http, post_form, refresh};
+use super::{get_json, http, refresh};
 
 struct Person {
     access: String,
@@ -13,20 +13,7 @@ struct Person {
 }
 
 async fn person(base: &str, email: &str) -> Person {
-    Browser::new(base)
-        .sign_up(email, "correct horse battery")
-        .await;
-    let (s, _, tok) = post_form(
-        &format!("{base}/oauth/token"),
-        &[
-            ("grant_type", "password"),
-            ("username", email),
-            ("password", "correct horse battery"),
-            ("client_id", "latchkey-cli"),
-        ],
-    )
-    .await;
-    assert_eq!(s, 200, "{tok}");
+    let tok = super::new_account(base, email).await;
     let access = tok["access_token"].as_str().unwrap().to_owned();
     let (_, _, me) = get_json(&format!("{base}/v1/me"), Some(&access)).await;
     Person {

@@ -4,24 +4,14 @@
 use latchkey_server::config::Settings;
 use latchkey_server::testkit::{Browser, Page, TestServer};
 
-use super::{get_json, post_form, refresh};
+use super::{get_json, refresh};
 
 fn csrf_of(page: &Page) -> String {
     Browser::csrf(page)
 }
 
 async fn password_login(base: &str, email: &str, name: &str) -> serde_json::Value {
-    let (s, _, tok) = post_form(
-        &format!("{base}/oauth/token"),
-        &[
-            ("grant_type", "password"),
-            ("username", email),
-            ("password", "correct horse battery"),
-            ("client_id", "latchkey-cli"),
-            ("device_name", name),
-        ],
-    )
-    .await;
+    let (s, _, tok) = super::password_grant(base, email, super::PASSWORD, name).await;
     assert_eq!(s, 200, "{tok}");
     tok
 }
