@@ -7,6 +7,7 @@
 mod cli;
 mod commands;
 mod output;
+mod qr;
 mod settings;
 
 use clap::Parser;

@@ -30,6 +30,11 @@ impl Style {
         Self::for_stream(std::io::stdout().is_terminal())
     }
 
+    /// Whether colors are on.
+    pub fn enabled(self) -> bool {
+        self.enabled
+    }
+
     fn paint(self, code: &str, s: &str) -> String {
         if self.enabled {
             format!("\x1b[{code}m{s}\x1b[0m")

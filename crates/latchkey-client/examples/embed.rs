@@ -1,4 +1,4 @@
-//! A complete embedding CLI in one file: `acme login|whoami|token|logout|call PATH`.
+//! A complete embedding CLI in one file: `acme login|login-web|whoami|token|logout|call PATH`.
 //!
 //! It shows what a product's own CLI needs to get sign-in from latchkey-client: one `Client`
 //! named after the product (so its files live in `~/.config/acme/`, its variables are
@@ -14,7 +14,9 @@
 //! cargo run -p latchkey-client --example embed -- call /v1/me
 //! ```
 
-use latchkey_client::{Client, DeviceLoginOptions, Error, Revocation};
+use latchkey_client::{
+    BrowserOptions, Client, DeviceLoginOptions, Error, LoginOptions, Revocation,
+};
 use std::process::ExitCode;
 
 /// The product's name and version: directories, variables, messages and the
@@ -55,6 +57,24 @@ async fn run(args: &[String]) -> Result<(), Error> {
                 .await?;
             eprintln!("Signed in as {}", outcome.identity.label());
         }
+        Some("login-web") => {
+            // The browser comes back to a listener on 127.0.0.1 (authorization code + PKCE).
+            let outcome = client
+                .login_browser(
+                    &LoginOptions::default(),
+                    &BrowserOptions::default(),
+                    |prompt| {
+                        eprintln!("Open {} to sign in.", prompt.url);
+                        let _ = latchkey_client::open_browser(&prompt.url);
+                    },
+                )
+                .await?;
+            eprintln!("Signed in as {}", outcome.identity.label());
+            // An anonymous identity this login replaced has moved into the account.
+            for claim in &outcome.claims {
+                eprintln!("{claim:?}");
+            }
+        }
         Some("whoami") => {
             let me = client.whoami().await?;
             println!("{}", me.identity.label());
@@ -83,7 +103,7 @@ async fn run(args: &[String]) -> Result<(), Error> {
                 eprintln!("Signed out.");
             }
         }
-        _ => eprintln!("usage: acme login|whoami|token|call PATH|logout"),
+        _ => eprintln!("usage: acme login|login-web|whoami|token|call PATH|logout"),
     }
     Ok(())
 }

@@ -60,8 +60,15 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// A short label for messages: the email, else the name, else the user id.
+    /// A short label for messages: the email, else the name, else the user id; an anonymous
+    /// identity reads `anonymous (usr_…)`.
     pub fn label(&self) -> String {
+        if self.anonymous && self.email.is_none() {
+            return match &self.user_id {
+                Some(id) => format!("anonymous ({id})"),
+                None => "an anonymous user".to_owned(),
+            };
+        }
         self.email
             .clone()
             .or_else(|| self.name.clone())
@@ -250,6 +257,18 @@ pub(crate) mod tests {
         assert_eq!(v["mode"], "oauth");
         assert_eq!(v["access_token"], "at-secret");
         assert_eq!(v["identity"]["org"]["slug"], "acme");
+    }
+
+    #[test]
+    fn labels() {
+        let mut id = sample().identity;
+        assert_eq!(id.label(), "a@example.com");
+        id.email = None;
+        assert_eq!(id.label(), "u1");
+        id.anonymous = true;
+        assert_eq!(id.label(), "anonymous (u1)");
+        id.user_id = None;
+        assert_eq!(id.label(), "an anonymous user");
     }
 
     #[test]

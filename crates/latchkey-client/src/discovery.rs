@@ -43,6 +43,48 @@ pub struct Discovery {
     pub download_url: Option<String>,
 }
 
+impl Discovery {
+    /// The login methods this deployment offers, preferred first (see
+    /// [`latchkey_proto::methods`]): the cloud's `login_methods` when it has a CLI document,
+    /// else what the metadata shows (authorization endpoint → `browser`, device endpoint →
+    /// `device`, the password or anonymous grant listed → `password`, `anonymous`).
+    pub fn login_methods(&self) -> Vec<String> {
+        use latchkey_proto::methods::*;
+        if let Some(c) = &self.cli_config
+            && !c.login_methods.is_empty()
+        {
+            return c.login_methods.clone();
+        }
+        let m = &self.metadata;
+        let grant = |g: &str| m.grant_types_supported.iter().any(|x| x == g);
+        let mut out = Vec::new();
+        if m.authorization_endpoint.is_some()
+            && (m.response_types_supported.is_empty()
+                || m.response_types_supported.iter().any(|r| r == "code"))
+        {
+            out.push(BROWSER.to_owned());
+        }
+        if m.device_authorization_endpoint.is_some() {
+            out.push(DEVICE.to_owned());
+        }
+        if grant(latchkey_proto::GRANT_PASSWORD) {
+            out.push(PASSWORD.to_owned());
+        }
+        if grant(latchkey_proto::GRANT_ANONYMOUS) {
+            out.push(ANONYMOUS.to_owned());
+        }
+        out
+    }
+
+    /// Whether the cloud's CLI document says `method` is switched off. Without a document the
+    /// answer is `false`: the server is asked and decides.
+    pub fn method_disabled(&self, method: &str) -> bool {
+        self.cli_config.as_ref().is_some_and(|c| {
+            !c.login_methods.is_empty() && !c.login_methods.iter().any(|m| m == method)
+        })
+    }
+}
+
 /// Everything [`discover`] needs to know besides the network.
 pub(crate) struct DiscoverInput<'a> {
     pub app: &'a str,
@@ -295,6 +337,40 @@ mod tests {
         assert!(same_issuer("https://a.example", "https://a.example/"));
         assert!(!same_issuer("https://a.example", "https://b.example"));
         assert!(!same_issuer("https://a.example/x", "https://a.example"));
+    }
+
+    #[test]
+    fn methods_from_cloud_or_metadata() {
+        let mut d = Discovery {
+            cloud_url: None,
+            cli_config: None,
+            issuer: "https://as.example".into(),
+            client_id: "c".into(),
+            scope: None,
+            metadata: AuthorizationServerMetadata {
+                issuer: "https://as.example".into(),
+                authorization_endpoint: Some("https://as.example/authorize".into()),
+                device_authorization_endpoint: Some("https://as.example/device".into()),
+                grant_types_supported: vec!["authorization_code".into(), "password".into()],
+                ..Default::default()
+            },
+            api_url: None,
+            download_url: None,
+        };
+        assert_eq!(d.login_methods(), ["browser", "device", "password"]);
+        assert!(!d.method_disabled("anonymous"));
+        d.cli_config = Some(CliConfig {
+            issuer: "https://as.example".into(),
+            client_id: "c".into(),
+            login_methods: vec!["device".into(), "anonymous".into()],
+            scope: None,
+            min_cli_version: None,
+            download_url: None,
+            api_url: None,
+        });
+        assert_eq!(d.login_methods(), ["device", "anonymous"]);
+        assert!(d.method_disabled("browser"));
+        assert!(!d.method_disabled("anonymous"));
     }
 
     #[test]

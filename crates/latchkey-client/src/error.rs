@@ -187,13 +187,138 @@ pub enum Error {
         app: String,
     },
 
-    /// An API key is configured, but API-key sign-in is not implemented by this version.
-    #[error(
-        "an API key is set in {source_name}, but this version of {app} cannot sign in with API keys yet"
-    )]
-    ApiKeyUnsupported {
+    /// The browser sign-in did not come back to the loopback listener in time.
+    #[error("Login timed out")]
+    LoginTimedOut {
+        /// Name of the embedding CLI.
+        app: String,
+        /// How long the CLI waited, in seconds.
+        waited_secs: u64,
+    },
+
+    /// The `state` that came back to the loopback callback is not the one this login sent
+    /// (RFC 6749 §10.12): a stale tab or a forged request.
+    #[error("State mismatch — aborting to prevent CSRF")]
+    StateMismatch {
+        /// Name of the embedding CLI.
+        app: String,
+    },
+
+    /// The authorization response names another issuer than the one the login started with
+    /// (RFC 9207 §2.4): a mix-up attack or a misconfiguration.
+    #[error("the sign-in answer claims to come from {found}, not {expected}; aborting")]
+    ResponseIssuerMismatch {
+        /// The issuer the login started with.
+        expected: String,
+        /// What the `iss` parameter said (`(none)` when it was missing but required).
+        found: String,
+    },
+
+    /// The authorization server has no authorization endpoint, so browser sign-in cannot work.
+    #[error("the authorization server {issuer} does not support browser sign-in")]
+    BrowserFlowUnsupported {
+        /// The issuer.
+        issuer: String,
+        /// Name of the embedding CLI.
+        app: String,
+    },
+
+    /// The local callback server for browser sign-in could not be started.
+    #[error("could not start the local callback server for browser sign-in: {reason}")]
+    Loopback {
+        /// What failed.
+        reason: String,
+        /// Name of the embedding CLI.
+        app: String,
+    },
+
+    /// The server has this login method switched off (`unsupported_grant_type`, or the cloud's
+    /// `login_methods` does not list it).
+    #[error("{} sign-in is disabled on this server", method_label(method))]
+    MethodDisabled {
+        /// The method: `browser`, `device`, `password` or `anonymous`.
+        method: String,
+        /// The methods the server does offer, when known.
+        enabled: Vec<String>,
+        /// Name of the embedding CLI.
+        app: String,
+    },
+
+    /// The password grant was refused: the email is unknown or the password is wrong (the
+    /// server does not say which).
+    #[error("wrong email or password")]
+    WrongCredentials {
+        /// Name of the embedding CLI.
+        app: String,
+    },
+
+    /// The server is rate-limiting sign-in attempts (429 or `temporarily_unavailable`).
+    #[error("too many sign-in attempts{}", retry_after.map(|s| format!("; try again in {}", wait_text(s))).unwrap_or_default())]
+    RateLimited {
+        /// Seconds to wait, from `Retry-After`.
+        retry_after: Option<u64>,
+        /// The server's description.
+        description: Option<String>,
+    },
+
+    /// `DELETE /v1/sessions/{id}` found no such session of the signed-in user.
+    #[error("no session with id {id}")]
+    SessionNotFound {
+        /// The id that was given.
+        id: String,
+        /// Name of the embedding CLI.
+        app: String,
+    },
+
+    /// The configured API key is malformed: caught locally, before anything is sent.
+    #[error("the API key in {source_name} cannot be used: {problem}")]
+    InvalidApiKey {
         /// Where the key came from (`LATCHKEY_API_KEY` or `cloud.api_key`).
         source_name: String,
+        /// What is wrong with it (never the key itself).
+        problem: crate::api_keys::ApiKeyFormatError,
+        /// Name of the embedding CLI.
+        app: String,
+    },
+
+    /// The server refused the API key: revoked, expired, unknown, or its creator left the org.
+    #[error("the API key in {source_name} was refused: {}", reason.as_deref().unwrap_or("the server does not accept it"))]
+    ApiKeyRejected {
+        /// Where the key came from (`LATCHKEY_API_KEY` or `cloud.api_key`).
+        source_name: String,
+        /// The key's public id (`lk_` + 16 characters); not secret.
+        key_id: String,
+        /// The server's explanation, which names the key by id and name (never its secret).
+        reason: Option<String>,
+        /// Name of the embedding CLI.
+        app: String,
+    },
+
+    /// The cloud API refused an action for lack of permission (403 `forbidden`).
+    #[error("could not {action}: {message}")]
+    Forbidden {
+        /// What was attempted ("create the API key", "switch to acme").
+        action: String,
+        /// The server's explanation.
+        message: String,
+        /// Set when the request was made with an API key (`LATCHKEY_API_KEY` or
+        /// `cloud.api_key`): keys act for automation and cannot manage credentials.
+        api_key_source: Option<String>,
+        /// Name of the embedding CLI.
+        app: String,
+    },
+
+    /// The cloud API refused a request (other than 403 and 426).
+    #[error("could not {action}: {}", message.clone().unwrap_or_else(|| format!("the server answered HTTP {status}")))]
+    Rejected {
+        /// What was attempted.
+        action: String,
+        /// The HTTP status.
+        status: u16,
+        /// The stable error code of the cloud API, when present (`not_found`, ...).
+        code: Option<String>,
+        /// The server's message, when present.
+        message: Option<String>,
         /// Name of the embedding CLI.
         app: String,
     },
@@ -260,9 +385,72 @@ impl Error {
             Self::Api { app, .. } => format!(
                 "The server may be having trouble, or the token may be expired; run `{app} login` again if this persists."
             ),
-            Self::ApiKeyUnsupported { source_name, .. } => format!(
-                "API-key sign-in comes with a later version; unset {source_name} to use your login instead."
+            Self::LoginTimedOut { app, waited_secs } => format!(
+                "The browser sign-in must be finished within {}. Run `{app} login --web` to try again, or `{app} login --device` to sign in with a code instead (it works when the browser cannot reach this machine).",
+                wait_text(*waited_secs)
             ),
+            Self::StateMismatch { app } => format!(
+                "Run `{app} login --web` again and finish the sign-in in the tab it opens (not an older one)."
+            ),
+            Self::ResponseIssuerMismatch { .. } => {
+                "Check auth.url / --auth-url and try again; report this if it persists.".to_owned()
+            }
+            Self::BrowserFlowUnsupported { app, .. } => {
+                format!("Use `{app} login --device` instead.")
+            }
+            Self::Loopback { app, .. } => {
+                format!("Use `{app} login --device` instead: it needs no local server.")
+            }
+            Self::MethodDisabled {
+                method,
+                enabled,
+                app,
+            } => {
+                let others: Vec<String> = enabled
+                    .iter()
+                    .filter(|m| *m != method)
+                    .filter_map(|m| method_flag(m))
+                    .map(|f| format!("`{app} login {f}`"))
+                    .collect();
+                if others.is_empty() {
+                    format!("Run `{app} login` to use a method the server offers.")
+                } else {
+                    format!("This server offers {} instead.", others.join(" or "))
+                }
+            }
+            Self::WrongCredentials { app } => format!(
+                "Check the email and password and try again. Accounts are created on the web; `{app} login --web` signs in there."
+            ),
+            Self::RateLimited { .. } => {
+                "Wait before trying again; repeated failures lock sign-in for a while.".to_owned()
+            }
+            Self::SessionNotFound { app, .. } => {
+                format!("`{app} sessions` lists your sessions and their ids.")
+            }
+            Self::InvalidApiKey { .. } => format!(
+                "Copy the key again in full: it is {} characters and starts with lk_. Nothing was sent to the server.",
+                crate::api_keys::KEY_LEN
+            ),
+            Self::ApiKeyRejected {
+                source_name, app, ..
+            } => format!(
+                "Create a new key with `{app} api-keys create NAME` (signed in as a person) or on your account page, and put it in {source_name}."
+            ),
+            Self::Forbidden {
+                api_key_source: Some(src),
+                app,
+                ..
+            } => format!(
+                "{src} is set, and API keys are for automation: they cannot manage credentials. Unset it to use your own login (`{app} login`)."
+            ),
+            Self::Forbidden { .. } => {
+                "Ask an owner or admin of the organization if you need this.".to_owned()
+            }
+            Self::Rejected {
+                app, status: 401, ..
+            } => {
+                format!("Run `{app} login` to sign in again.")
+            }
             _ => return None,
         })
     }
@@ -285,6 +473,38 @@ impl Error {
     }
 }
 
+/// How a login method is called in messages.
+fn method_label(method: &str) -> &str {
+    match method {
+        "browser" => "Browser",
+        "device" => "Device-code",
+        "password" => "Password",
+        "anonymous" => "Anonymous",
+        other => other,
+    }
+}
+
+/// The `login` flag that picks a method, for hints.
+fn method_flag(method: &str) -> Option<&'static str> {
+    Some(match method {
+        "browser" => "--web",
+        "device" => "--device",
+        "password" => "--email",
+        "anonymous" => "--anonymous",
+        _ => return None,
+    })
+}
+
+/// "45 seconds", "5 minutes", "1 minute 30 seconds".
+fn wait_text(secs: u64) -> String {
+    let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    match (secs / 60, secs % 60) {
+        (0, s) => plural(s, "second"),
+        (m, 0) => plural(m, "minute"),
+        (m, s) => format!("{} {}", plural(m, "minute"), plural(s, "second")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,6 +524,36 @@ mod tests {
                 .unwrap_or_default()
                 .contains("acme config set cloud.url https://")
         );
+    }
+
+    #[test]
+    fn login_method_messages() {
+        let e = Error::MethodDisabled {
+            method: "password".into(),
+            enabled: vec!["browser".into(), "device".into(), "password".into()],
+            app: "latchkey".into(),
+        };
+        assert_eq!(e.to_string(), "Password sign-in is disabled on this server");
+        assert_eq!(
+            e.hint().unwrap_or_default(),
+            "This server offers `latchkey login --web` or `latchkey login --device` instead."
+        );
+        let e = Error::RateLimited {
+            retry_after: Some(300),
+            description: None,
+        };
+        assert_eq!(
+            e.to_string(),
+            "too many sign-in attempts; try again in 5 minutes"
+        );
+        assert_eq!(wait_text(61), "1 minute 1 second");
+        assert_eq!(wait_text(45), "45 seconds");
+        let e = Error::LoginTimedOut {
+            app: "acme".into(),
+            waited_secs: 300,
+        };
+        assert_eq!(e.to_string(), "Login timed out");
+        assert!(e.hint().unwrap_or_default().contains("acme login --device"));
     }
 
     #[test]

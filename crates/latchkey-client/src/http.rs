@@ -32,6 +32,8 @@ pub(crate) struct Response {
     pub url: String,
     pub status: u16,
     pub body: Vec<u8>,
+    /// `Retry-After` in seconds, when the server sent one (429, 503).
+    pub retry_after: Option<u64>,
 }
 
 impl Response {
@@ -126,6 +128,36 @@ impl Http {
         self.send(url, req).await
     }
 
+    /// `POST url` with a JSON body and optionally a bearer token (cloud API).
+    pub async fn post_json<B: serde::Serialize + ?Sized>(
+        &self,
+        url: &str,
+        bearer: Option<&str>,
+        body: &B,
+    ) -> Result<Response> {
+        let mut req = self
+            .client()?
+            .post(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .json(body);
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        self.send(url, req).await
+    }
+
+    /// `DELETE url`, optionally with a bearer token (cloud API).
+    pub async fn delete(&self, url: &str, bearer: Option<&str>) -> Result<Response> {
+        let mut req = self
+            .client()?
+            .delete(url)
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        self.send(url, req).await
+    }
+
     /// `POST url` with a form body (OAuth endpoints).
     pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Result<Response> {
         let req = self
@@ -136,9 +168,52 @@ impl Http {
         self.send(url, req).await
     }
 
+    /// `POST url` with a form body and HTTP Basic client authentication (RFC 6749 §2.3.1):
+    /// how a confidential client, such as an API key, authenticates at the token endpoint.
+    pub async fn post_form_basic(
+        &self,
+        url: &str,
+        (client_id, client_secret): (&str, &str),
+        form: &[(&str, &str)],
+    ) -> Result<Response> {
+        // §2.3.1: both parts are form-urlencoded before they are joined.
+        let enc =
+            |s: &str| -> String { url::form_urlencoded::byte_serialize(s.as_bytes()).collect() };
+        let req = self
+            .client()?
+            .post(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .basic_auth(enc(client_id), Some(enc(client_secret)))
+            .form(form);
+        self.send(url, req).await
+    }
+
+    /// `PUT url` with a JSON body and optionally a bearer token (cloud API).
+    pub async fn put_json<B: serde::Serialize + ?Sized>(
+        &self,
+        url: &str,
+        bearer: Option<&str>,
+        body: &B,
+    ) -> Result<Response> {
+        let mut req = self
+            .client()?
+            .put(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .json(body);
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        self.send(url, req).await
+    }
+
     async fn send(&self, url: &str, req: reqwest::RequestBuilder) -> Result<Response> {
         let resp = req.send().await.map_err(|e| network_error(url, &e))?;
         let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
         let mut body = Vec::new();
         let mut resp = resp;
         while let Some(chunk) = resp.chunk().await.map_err(|e| network_error(url, &e))? {
@@ -154,6 +229,7 @@ impl Http {
             url: url.to_owned(),
             status,
             body,
+            retry_after,
         })
     }
 }

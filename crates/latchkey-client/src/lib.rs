@@ -1,9 +1,11 @@
 //! Sign-in for Rust command-line tools.
 //!
 //! `latchkey-client` gives a CLI `login`, `whoami`, `logout` and `token` against latchkeyd or any
-//! standards-compliant OAuth 2.0 authorization server: discovery from one cloud URL, the device
-//! authorization grant (RFC 8628), credentials stored privately and atomically, and a silent
-//! refresh that is safe when many processes run at once.
+//! standards-compliant OAuth 2.0 authorization server: discovery from one cloud URL, every login
+//! method (the device authorization grant of RFC 8628, browser sign-in with a loopback redirect
+//! and PKCE per RFC 8252, email and password, anonymous identities that a later login claims),
+//! credentials stored privately and atomically, and a silent refresh that is safe when many
+//! processes run at once.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), latchkey_client::Error> {
@@ -22,6 +24,7 @@
 //!
 //! See `docs/client.md` and `examples/embed.rs` for a complete embedding CLI.
 
+pub mod api_keys;
 pub mod config;
 pub mod credentials;
 pub mod discovery;
@@ -29,17 +32,33 @@ pub mod error;
 pub mod flows;
 mod http;
 mod identity;
+mod login;
+pub mod orgs;
 pub mod session;
+mod sessions;
 pub mod store;
 
 pub use credentials::{Credentials, Identity, Mode, OrgSummary, SessionSummary};
 pub use discovery::{Discovery, Overrides};
 pub use error::{Error, Result};
 pub use flows::device::DevicePrompt;
+pub use flows::loopback::BrowserPrompt;
+pub use flows::password::Password;
 pub use http::CLIENT_VERSION_HEADER;
 pub use latchkey_proto::{AccessToken, ConfigFile, Me};
+pub use latchkey_proto::{SessionInfo, SessionList};
+pub use login::{
+    AnonymousClaim, BrowserOptions, DeviceLoginOptions, LoginOptions, LoginOutcome,
+    PENDING_ANONYMOUS_PREFIX,
+};
 pub use session::Revocation;
 pub use store::{CredentialStore, Paths};
+
+pub use api_keys::{ApiKey, ApiKeyFormatError};
+pub use latchkey_proto::{
+    ApiKeyInfo, CreateApiKeyRequest, CreateApiKeyResponse, OrgList, OrgMembership,
+};
+pub use orgs::OrgSwitch;
 
 use http::{Http, Response, join};
 use serde::de::DeserializeOwned;
@@ -130,15 +149,31 @@ impl ClientBuilder {
         let env_token = env(&token_var)
             .map(|v| AccessToken::new(v.to_string_lossy().trim().to_owned()))
             .map(|t| (token_var, t));
+        // Precedence: <APP>_TOKEN, then <APP>_API_KEY, then cloud.api_key, then the stored login.
         let key_var = store::env_var_name(&self.app, "API_KEY");
-        let api_key_source = if env(&key_var).is_some() {
-            Some(key_var)
-        } else if config.cloud.api_key.is_some() {
-            Some("cloud.api_key".to_owned())
-        } else {
-            None
+        let api_key = match env(&key_var) {
+            Some(v) => Some((key_var, v.to_string_lossy().into_owned())),
+            None => config
+                .cloud
+                .api_key
+                .clone()
+                .map(|k| ("cloud.api_key".to_owned(), k)),
+        }
+        .map(|(source, key)| api_keys::KeyAuth::new(source, ApiKey::new(key)));
+        // <APP>_CLOUD_URL stands in for cloud.url, so CI needs no config file at all.
+        let url_var = store::env_var_name(&self.app, "CLOUD_URL");
+        let env_cloud_url = match env(&url_var) {
+            Some(v) => {
+                let v = v.to_string_lossy().trim().to_owned();
+                config::validate_url(&url_var, &v)?;
+                Some(v)
+            }
+            None => None,
         };
-        let cloud_url = self.cloud_url.or_else(|| config.cloud.url.clone());
+        let cloud_url = self
+            .cloud_url
+            .or(env_cloud_url)
+            .or_else(|| config.cloud.url.clone());
         Ok(Client {
             http: Http::new(&self.app, &self.version, self.timeout),
             app: self.app,
@@ -147,7 +182,7 @@ impl ClientBuilder {
             config,
             cloud_url,
             env_token,
-            api_key_source,
+            api_key,
             default_client_id: self.default_client_id,
             cwd,
         })
@@ -169,35 +204,14 @@ pub enum CredentialSource {
         /// Whether it is a workspace-local file (`.latchkey/` in a parent directory).
         local: bool,
     },
-}
-
-/// Options of [`Client::login_device`].
-#[derive(Debug, Clone, Default)]
-pub struct DeviceLoginOptions {
-    /// `--auth-url`, `--client-id`, `--scope`.
-    pub overrides: Overrides,
-    /// The session's name (`--name`); default the host name.
-    pub device_name: Option<String>,
-    /// Store the credentials in a new workspace-local `.<app>/` in the current directory.
-    pub local: bool,
-}
-
-/// The result of a successful login.
-#[derive(Debug, Clone)]
-pub struct LoginOutcome {
-    /// Who signed in (as far as the server tells).
-    pub identity: Identity,
-    /// The session created.
-    pub session: SessionSummary,
-    /// The issuer.
-    pub issuer: String,
-    /// Where the credentials were written.
-    pub credentials_path: PathBuf,
-    /// Whether that is a workspace-local file.
-    pub local: bool,
-    /// Whether the server issued a refresh token (without one, the login lasts as long as the
-    /// access token).
-    pub refreshable: bool,
+    /// An API key (`LATCHKEY_API_KEY` or `cloud.api_key`), exchanged for an access token that
+    /// is kept in memory only.
+    ApiKey {
+        /// `LATCHKEY_API_KEY` or `cloud.api_key`.
+        source_name: String,
+        /// The key's public id, when the key is well-formed enough to have one.
+        key_id: Option<String>,
+    },
 }
 
 /// The result of [`Client::whoami`].
@@ -242,7 +256,7 @@ pub struct Client {
     config: ConfigFile,
     cloud_url: Option<String>,
     env_token: Option<(String, AccessToken)>,
-    api_key_source: Option<String>,
+    api_key: Option<api_keys::KeyAuth>,
     default_client_id: String,
     cwd: Option<PathBuf>,
     http: Http,
@@ -300,11 +314,16 @@ impl Client {
         CredentialStore::new(self.paths.credentials_file(), self.app.clone())
     }
 
-    /// Where credentials come from: the environment token, or the file in use.
+    /// Where credentials come from, in order of precedence: the environment token, an API key
+    /// (environment, then `cloud.api_key`), or the credentials file in use.
     pub fn source(&self) -> CredentialSource {
-        match &self.env_token {
-            Some((var, _)) => CredentialSource::Environment { var: var.clone() },
-            None => CredentialSource::File {
+        match (&self.env_token, &self.api_key) {
+            (Some((var, _)), _) => CredentialSource::Environment { var: var.clone() },
+            (None, Some(k)) => CredentialSource::ApiKey {
+                source_name: k.source_name.clone(),
+                key_id: k.key.public_id().map(str::to_owned),
+            },
+            (None, None) => CredentialSource::File {
                 path: self.paths.credentials_file(),
                 local: self.paths.is_local(),
             },
@@ -314,16 +333,6 @@ impl Client {
     /// The stored credentials, without touching the network; `Ok(None)` when there are none.
     pub fn credentials(&self) -> Result<Option<Credentials>> {
         self.credential_store().load()
-    }
-
-    fn api_key_check(&self) -> Result<()> {
-        match &self.api_key_source {
-            Some(src) if self.env_token.is_none() => Err(Error::ApiKeyUnsupported {
-                source_name: src.clone(),
-                app: self.app.clone(),
-            }),
-            _ => Ok(()),
-        }
     }
 
     /// Runs discovery with `overrides` on top of `config.yaml`.
@@ -342,171 +351,17 @@ impl Client {
         .await
     }
 
-    /// Signs in with the device authorization grant. `show` is called once with the code and URL
-    /// to display; then this polls until the user approves, denies or the code expires. Nothing is
-    /// written until the login succeeds, so dropping the future (Ctrl-C) leaves no file behind.
-    pub async fn login_device<F>(&self, opts: &DeviceLoginOptions, show: F) -> Result<LoginOutcome>
-    where
-        F: FnOnce(&DevicePrompt),
-    {
-        let (store, local_parent) = if opts.local {
-            let cwd = self.cwd.clone().unwrap_or_else(|| PathBuf::from("."));
-            let path = cwd
-                .join(format!(".{}", self.app))
-                .join(store::CREDENTIALS_FILE);
-            (CredentialStore::new(path, self.app.clone()), Some(cwd))
-        } else {
-            (self.credential_store(), None)
-        };
-        // A corrupt file is never overwritten silently: this fails before anything else.
-        let previous = store.load()?;
-
-        let disc = self.discover(&opts.overrides).await?;
-        let device_endpoint = disc
-            .metadata
-            .device_authorization_endpoint
-            .clone()
-            .ok_or_else(|| Error::DeviceFlowUnsupported {
-                issuer: disc.issuer.clone(),
-            })?;
-        let token_endpoint =
-            disc.metadata
-                .token_endpoint
-                .clone()
-                .ok_or_else(|| Error::Discovery {
-                    issuer: disc.issuer.clone(),
-                    reason: "the metadata has no token_endpoint".to_owned(),
-                })?;
-        let device_name = opts.device_name.clone().unwrap_or_else(default_device_name);
-
-        let auth = flows::device::start(
-            &self.http,
-            &device_endpoint,
-            &disc.client_id,
-            disc.scope.as_deref(),
-            Some(&device_name),
-        )
-        .await?;
-        show(&DevicePrompt::from(&auth));
-        let tr = flows::device::poll(
-            &self.http,
-            &token_endpoint,
-            &disc.client_id,
-            &auth,
-            &self.app,
-        )
-        .await?;
-        if !tr.token_type.eq_ignore_ascii_case("bearer") {
-            return Err(Error::Protocol {
-                url: token_endpoint,
-                reason: format!(
-                    "token type `{}` is not supported (only Bearer)",
-                    tr.token_type
-                ),
-            });
-        }
-
-        let now = session::now();
-        let id_token_claims = tr
-            .id_token
-            .as_ref()
-            .and_then(|t| identity::unverified_jwt_claims(t.secret()));
-        let mut creds = Credentials {
-            version: credentials::CREDENTIALS_VERSION,
-            mode: Mode::Oauth,
-            issuer: disc.issuer.clone(),
-            client_id: disc.client_id.clone(),
-            token_endpoint,
-            revocation_endpoint: disc.metadata.revocation_endpoint.clone(),
-            userinfo_endpoint: disc.metadata.userinfo_endpoint.clone(),
-            cloud_url: disc.cloud_url.clone(),
-            api_url: disc.api_url.clone(),
-            download_url: disc.download_url.clone(),
-            token_type: String::new(),
-            access_token: AccessToken::new(String::new()),
-            refresh_token: None,
-            expires_at: None,
-            scope: disc.scope.clone(),
-            identity: Identity::default(),
-            session: SessionSummary {
-                id: None,
-                name: Some(device_name),
-            },
-            created_at: now,
-            refreshed_at: None,
-        };
-        session::apply_token_response(&mut creds, tr, now);
-        let refreshable = creds.refresh_token.is_some();
-
-        // Who signed in: /v1/me when the cloud has it, else ID token claims, else userinfo.
-        if let Some(api) = &creds.api_url {
-            match self
-                .get_with(&join(api, "/v1/me"), &creds.access_token)
-                .await
-            {
-                Ok(r) if r.is_success() => {
-                    if let Ok(me) = r.json::<Me>() {
-                        let (id, sess) = identity::from_me(&me);
-                        creds.identity = id;
-                        creds.session.id = sess.id;
-                        if sess.name.is_some() {
-                            creds.session.name = sess.name;
-                        }
-                    }
-                }
-                Ok(r) => tracing::debug!(status = r.status, "/v1/me after login failed"),
-                Err(e) => tracing::debug!(error = %e, "/v1/me after login failed"),
-            }
-        }
-        if creds.identity.user_id.is_none()
-            && let Some(c) = &id_token_claims
-        {
-            creds.identity = identity::from_claims(c);
-        }
-        if creds.identity.email.is_none()
-            && let Some(ui) = &creds.userinfo_endpoint
-            && let Ok(r) = self.get_with(ui, &creds.access_token).await
-            && r.is_success()
-            && let Ok(v) = r.json::<serde_json::Value>()
-        {
-            let from_userinfo = identity::from_claims(&v);
-            if from_userinfo.user_id.is_some() {
-                creds.identity = from_userinfo;
-            }
-        }
-
-        if let Some(parent) = &local_parent {
-            store::create_local_dir(&self.app, parent)?;
-        }
-        {
-            let _lock = store.lock().await?;
-            store.save(&creds)?;
-        }
-        // The session this login replaces is ended at the server (best effort).
-        if let Some(old) = previous
-            && old.refresh_token.is_some()
-            && old.refresh_token != creds.refresh_token
-        {
-            let r = session::revoke(&self.http, &old).await;
-            tracing::debug!(?r, "revoked the replaced session");
-        }
-        Ok(LoginOutcome {
-            identity: creds.identity,
-            session: creds.session,
-            issuer: creds.issuer,
-            credentials_path: store.path().to_owned(),
-            local: local_parent.is_some() || self.paths.is_local(),
-            refreshable,
-        })
-    }
-
-    /// A valid access token: `$<APP>_TOKEN` if set, else the cached one while it is valid for more
-    /// than a minute (no network), else a refreshed one (under the lock; see [`session`]).
+    /// A valid access token: `$<APP>_TOKEN` if set; else, with an API key, one exchanged for the
+    /// key (cached in memory for the process; see [`api_keys`]); else the stored one while it is
+    /// valid for more than a minute (no network), else a refreshed one (under the lock; see
+    /// [`session`]).
     pub async fn access_token(&self) -> Result<AccessToken> {
         if let Some((_, t)) = &self.env_token {
             return Ok(t.clone());
         }
-        self.api_key_check()?;
+        if let Some(k) = &self.api_key {
+            return Ok(self.api_key_token(k, None).await?.access_token);
+        }
         let creds =
             session::fresh_credentials(&self.http, &self.credential_store(), &self.app, None)
                 .await?;
@@ -526,7 +381,7 @@ impl Client {
     /// Validates the session with the server and says who is signed in.
     pub async fn whoami(&self) -> Result<WhoAmI> {
         let source = self.source();
-        if self.env_token.is_some() {
+        if self.env_token.is_some() || self.api_key.is_some() {
             let me: Me = self.api_get("/v1/me").await?;
             let (identity, session) = identity::from_me(&me);
             return Ok(WhoAmI {
@@ -539,7 +394,6 @@ impl Client {
                 source,
             });
         }
-        self.api_key_check()?;
         let creds = self.credentials()?.ok_or_else(|| Error::NotSignedIn {
             app: self.app.clone(),
         })?;
@@ -622,6 +476,12 @@ impl Client {
     /// The cloud API base and download URL: from the credentials file, else discovery.
     async fn api_base(&self) -> Result<(String, Option<String>)> {
         if self.env_token.is_none()
+            && let Some(k) = &self.api_key
+        {
+            let t = self.api_key_token(k, None).await?;
+            return Ok((t.api_url, t.download_url));
+        }
+        if self.env_token.is_none()
             && let Some(c) = self.credentials()?
             && let Some(api) = c.api_url
         {
@@ -643,12 +503,18 @@ impl Client {
         self.http.get(url, Some(token.secret())).await
     }
 
-    /// GET with the current token; on 401 refresh once (file credentials only) and retry.
+    /// GET with the current token; on 401 refresh once (file credentials) or exchange the API
+    /// key again, and retry.
     async fn authorized_get(&self, url: &str) -> Result<Response> {
         let token = self.access_token().await?;
         let resp = self.get_with(url, &token).await?;
         if resp.status != 401 || self.env_token.is_some() {
             return Ok(resp);
+        }
+        if let Some(k) = &self.api_key {
+            tracing::debug!("401 from {url}; exchanging the API key again");
+            let fresh = self.api_key_token(k, Some(&token)).await?;
+            return self.get_with(url, &fresh.access_token).await;
         }
         tracing::debug!("401 from {url}; refreshing once");
         let creds = session::fresh_credentials(

@@ -86,6 +86,34 @@ pub(crate) async fn fresh_credentials(
     }
 }
 
+/// Refreshes now, whatever the token's expiry, under the lock, after a change at the server that
+/// only a new token carries (a switch of the active org). `update` edits the credentials before
+/// they are saved. Returns whether a new token was obtained: `false` (with `update` applied)
+/// when there is no refresh token to use.
+pub(crate) async fn force_refresh(
+    http: &Http,
+    store: &CredentialStore,
+    app: &str,
+    update: impl FnOnce(&mut Credentials),
+) -> Result<bool> {
+    let _lock = store.lock().await?;
+    let mut creds = store.load()?.ok_or_else(|| Error::NotSignedIn {
+        app: app.to_owned(),
+    })?;
+    let refreshed = if creds.refresh_token.is_some() {
+        let t = now();
+        let tr = refresh(http, &creds, app).await?;
+        apply_token_response(&mut creds, tr, t);
+        creds.refreshed_at = Some(t);
+        true
+    } else {
+        false
+    };
+    update(&mut creds);
+    store.save(&creds)?;
+    Ok(refreshed)
+}
+
 /// The refresh request (RFC 6749 §6). A rejected grant means the session is over.
 async fn refresh(http: &Http, creds: &Credentials, app: &str) -> Result<TokenResponse> {
     let expired = || Error::SessionExpired {

@@ -6,6 +6,7 @@
 //! both sides agree on the wire format by construction.
 
 pub mod api;
+pub mod api_key;
 pub mod config;
 pub mod device;
 pub mod error;

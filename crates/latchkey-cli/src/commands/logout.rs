@@ -18,6 +18,12 @@ pub async fn run(args: LogoutArgs, settings: &Settings) -> Result<ExitStatus> {
     }
     let path = store.path().display().to_string();
     let question = match client.credentials() {
+        Ok(Some(c)) if c.identity.anonymous => {
+            output::warning(
+                "this identity is anonymous: once signed out, what was made with it cannot be reached again (`latchkey login` instead would move it into an account).",
+            );
+            format!("Sign out {} and delete {path}?", c.identity.label())
+        }
         Ok(Some(c)) => format!("Sign out {} and delete {path}?", c.identity.label()),
         Ok(None) => format!("Delete {path}?"),
         Err(e @ Error::CorruptCredentials { .. }) => {

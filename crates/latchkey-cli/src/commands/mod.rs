@@ -5,10 +5,13 @@ use crate::cli::Command;
 use crate::settings::Settings;
 use anyhow::Result;
 
+pub mod api_keys;
 pub mod completions;
 pub mod config;
 pub mod login;
 pub mod logout;
+pub mod orgs;
+pub mod sessions;
 pub mod token;
 pub mod whoami;
 
@@ -31,6 +34,9 @@ pub async fn run(command: Command, settings: &Settings) -> Result<ExitStatus> {
         Command::Logout(args) => logout::run(args, settings).await,
         Command::Token => token::run(settings).await,
         Command::Config(cmd) => config::run(cmd, settings),
+        Command::Sessions(args) => sessions::run(args, settings).await,
+        Command::Orgs(args) => orgs::run(args, settings).await,
+        Command::ApiKeys(cmd) => api_keys::run(cmd, settings).await,
         Command::Completions { shell } => completions::run(shell),
     }
 }

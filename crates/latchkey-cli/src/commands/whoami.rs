@@ -19,6 +19,7 @@ pub async fn run(args: WhoamiArgs, settings: &Settings) -> Result<ExitStatus> {
             } else {
                 print_human(&w);
             }
+            anonymous_notes(&client, &w);
             Ok(ExitStatus::Success)
         }
         Err(e @ Error::NotSignedIn { .. }) => {
@@ -35,6 +36,27 @@ pub async fn run(args: WhoamiArgs, settings: &Settings) -> Result<ExitStatus> {
     }
 }
 
+/// An anonymous identity is tied to this machine until a real login claims it; say so. And
+/// say when an anonymous identity is still waiting to be moved into the account.
+fn anonymous_notes(client: &latchkey_client::Client, w: &WhoAmI) {
+    if w.identity.anonymous {
+        output::warning(
+            "this identity is anonymous: your work is tied to this machine until you sign in.",
+        );
+        output::hint(
+            "Run `latchkey login` to sign in; your anonymous organization then moves into your account.",
+        );
+    } else if matches!(w.source, CredentialSource::File { .. })
+        && let Some(p) = client.pending_anonymous().first()
+    {
+        output::warning(&format!(
+            "an anonymous identity is waiting to be moved into your account ({}).",
+            p.display()
+        ));
+        output::hint("Run `latchkey login` to retry moving it.");
+    }
+}
+
 fn source_text(source: &CredentialSource) -> String {
     match source {
         CredentialSource::Environment { var } => format!("${var}"),
@@ -42,14 +64,40 @@ fn source_text(source: &CredentialSource) -> String {
             format!("{} (workspace-local)", path.display())
         }
         CredentialSource::File { path, local: false } => path.display().to_string(),
+        CredentialSource::ApiKey { source_name, .. } if source_name.contains('.') => {
+            format!("{source_name} in config.yaml (API key)")
+        }
+        CredentialSource::ApiKey { source_name, .. } => format!("${source_name} (API key)"),
     }
 }
 
 fn print_human(w: &WhoAmI) {
     let s = Style::stdout();
-    println!("Signed in as {}", s.bold(&w.identity.label()));
     let label = |l: &str| s.dim(&format!("{l:<13}"));
-    if let Some(me) = &w.me {
+    let key = w.me.as_ref().and_then(|m| m.api_key.as_ref());
+    if let Some(k) = key {
+        // An API key acts in one org with its own role; the user is its creator.
+        println!("Signed in with API key {} ({})", s.bold(&k.name), k.id);
+        let role =
+            w.me.as_ref()
+                .and_then(|m| m.org.as_ref())
+                .map_or(k.role.as_str(), |o| o.role.as_str());
+        println!("{}{} ({role})", label("Organization"), s.bold(&k.org.slug));
+        println!("{}{}", label("Created by"), w.identity.label());
+        let expiry = match k.expires_at {
+            Some(t) => {
+                let left = t - session::now();
+                super::api_keys::relative(left)
+            }
+            None => "never".to_owned(),
+        };
+        println!("{}{expiry}", label("Key expires"));
+    } else {
+        println!("Signed in as {}", s.bold(&w.identity.label()));
+    }
+    if key.is_some() {
+        // Its org and role are shown above; the creator's other orgs do not apply to a key.
+    } else if let Some(me) = &w.me {
         if let Some(org) = &me.org {
             println!(
                 "{}{} ({})",
@@ -102,6 +150,9 @@ fn print_human(w: &WhoAmI) {
 fn to_json(w: &WhoAmI) -> serde_json::Value {
     let (source, path, local) = match &w.source {
         CredentialSource::Environment { var } => ("environment", Some(var.clone()), false),
+        CredentialSource::ApiKey { source_name, .. } => {
+            ("api_key", Some(source_name.clone()), false)
+        }
         CredentialSource::File { path, local } => {
             ("file", Some(path.display().to_string()), *local)
         }
@@ -125,5 +176,6 @@ fn to_json(w: &WhoAmI) -> serde_json::Value {
         "token_expires_at": w.expires_at,
         "token_expires_in": w.expires_at.map(|e| e - now),
         "credentials": { "source": source, "path": path, "local": local },
+        "api_key": w.me.as_ref().and_then(|m| m.api_key.clone()).map(|k| json!(k)),
     })
 }

@@ -1,6 +1,7 @@
 // A standard OpenID provider (node-oidc-provider) for latchkey-client's interop test: device
-// flow, refresh-token rotation and revocation enabled, development sign-in pages (any login
-// name, any password). Listens on 127.0.0.1 on a free port and prints `ISSUER <url>` once ready.
+// flow, authorization code + PKCE with loopback redirects (a native client), refresh-token
+// rotation and revocation enabled, development sign-in pages (any login name, any password).
+// Listens on 127.0.0.1 on a free port and prints `ISSUER <url>` once ready.
 import http from 'node:http';
 import Provider from 'oidc-provider';
 
@@ -15,10 +16,16 @@ server.listen(0, '127.0.0.1', () => {
     clients: [
       {
         client_id: 'latchkey-cli',
+        // A native app (RFC 8252): loopback redirects on any port, PKCE required.
+        application_type: 'native',
         token_endpoint_auth_method: 'none',
-        grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
-        response_types: [],
-        redirect_uris: [],
+        grant_types: [
+          'urn:ietf:params:oauth:grant-type:device_code',
+          'authorization_code',
+          'refresh_token',
+        ],
+        response_types: ['code'],
+        redirect_uris: ['http://127.0.0.1/callback'],
       },
     ],
     features: {

@@ -90,26 +90,27 @@ fn first_form(html: &str) -> Option<Form> {
 
 /// Approves `user_code` on the provider's pages: enter code, confirm, sign in, consent.
 async fn approve(issuer: &str, user_code: &str, login: &str) {
+    let start = format!("{issuer}/device?user_code={user_code}");
+    walk_forms(&start, login, "Sign-in Success").await;
+}
+
+/// Opens `start` with a fresh cookie jar and submits each page's first form (signing in as
+/// `login` where asked) until a page contains `done`, following every redirect, including the
+/// last one to a CLI's loopback callback. Returns that page.
+async fn walk_forms(start: &str, login: &str, done: &str) -> String {
     latchkey_server::testkit::install_crypto();
     let http = reqwest::Client::builder()
         .cookie_store(true)
         .build()
         .unwrap();
-    let mut page = http
-        .get(format!("{issuer}/device?user_code={user_code}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let mut page = http.get(start).send().await.unwrap().text().await.unwrap();
     for _ in 0..8 {
         eprintln!(
             "APPROVE PAGE: {}",
             page.lines().find(|l| l.contains("<title>")).unwrap_or("?")
         );
-        if page.contains("Sign-in Success") {
-            return;
+        if page.contains(done) {
+            return page;
         }
         let (action, mut fields, wants_login) =
             first_form(&page).unwrap_or_else(|| panic!("no form on page:\n{page}"));
@@ -206,5 +207,58 @@ async fn device_login_against_node_oidc_provider() {
     let out = w.run(&["logout", "-y"]).await.success();
     assert!(!out.stderr.contains("warning"), "{out:?}");
     assert!(!w.credentials_path().exists());
+    drop(provider);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_login_against_node_oidc_provider() {
+    let provider = match start_provider() {
+        Ok(p) => p,
+        Err(why) if std::env::var_os("LATCHKEY_REQUIRE_INTEROP").is_none() => {
+            eprintln!("SKIPPED interop with node-oidc-provider: {why}");
+            return;
+        }
+        Err(why) => panic!("{why}"),
+    };
+    let issuer = provider.issuer.clone();
+    let w = World::bare(fast_settings()).await;
+    // A native client with a loopback redirect: node-oidc-provider accepts any port (RFC 8252
+    // §7.3), requires PKCE, and sends `iss` back (RFC 9207), which the CLI checks.
+    let pending = Pending::spawn(w.command(&[
+        "login",
+        "--web",
+        "--no-browser",
+        "--auth-url",
+        &issuer,
+        "--scope",
+        "openid email offline_access",
+    ]));
+    let url = pending.url().await;
+    assert!(url.starts_with(&issuer), "{url}");
+    assert!(
+        url.contains("prompt=consent"),
+        "offline_access asks for consent: {url}"
+    );
+    let page = walk_forms(&url, "wyn", "close this tab").await;
+    assert!(page.contains("Signed in"), "{page}");
+    pending
+        .finish()
+        .await
+        .success()
+        .stderr_has("Signed in as wyn@example.com");
+    let creds = w.credentials();
+    assert_eq!(creds["issuer"], issuer.as_str());
+    assert_eq!(creds["mode"], "oauth");
+    assert!(creds["refresh_token"].is_string(), "{creds}");
+    w.run(&["whoami"])
+        .await
+        .success()
+        .stdout_has("Signed in as wyn@example.com");
+    // The refresh token rotates at the provider too.
+    let mut c = w.credentials();
+    c["expires_at"] = (now() - 10).into();
+    write_json(&w.credentials_path(), &c);
+    w.run(&["token"]).await.success();
+    assert_ne!(w.credentials()["refresh_token"], c["refresh_token"]);
     drop(provider);
 }

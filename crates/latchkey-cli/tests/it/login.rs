@@ -135,6 +135,7 @@ async fn overrides_without_cloud() {
     // A wrong client id is refused by the server before any code is shown.
     w.run(&[
         "login",
+        "--force",
         "--no-browser",
         "--auth-url",
         &url,
@@ -146,12 +147,12 @@ async fn overrides_without_cloud() {
     .stderr_has("error:");
     // An issuer that does not match the metadata is refused (RFC 8414 §3.3).
     let alias = url.replace("127.0.0.1", "localhost");
-    w.run(&["login", "--no-browser", "--auth-url", &alias])
+    w.run(&["login", "--force", "--no-browser", "--auth-url", &alias])
         .await
         .code(1)
         .stderr_has("refusing to use it");
     // Not a URL.
-    w.run(&["login", "--no-browser", "--auth-url", "ftp://x"])
+    w.run(&["login", "--force", "--no-browser", "--auth-url", "ftp://x"])
         .await
         .code(1)
         .stderr_has("--auth-url");
@@ -327,7 +328,7 @@ async fn env_token_and_api_key() {
         .success()
         .stdout_has("fay@example.com")
         .stdout_has("$LATCHKEY_TOKEN");
-    // An API key is recognised and refused clearly until API-key sign-in exists.
+    // A malformed API key is refused before any request, and never echoed.
     let mut cmd = w.command(&["token"]);
     cmd.env("LATCHKEY_API_KEY", "lk_not_yet");
     let run = run_command(cmd)
@@ -342,7 +343,7 @@ async fn relogin_replaces_and_revokes_the_old_session() {
     let w = World::new().await;
     let olga = w.signed_in("olga@example.com").await;
     let old = w.credentials()["access_token"].as_str().unwrap().to_owned();
-    w.login(&olga, &["--name", "second"])
+    w.login(&olga, &["--force", "--name", "second"])
         .await
         .success()
         .stderr_has("Open the page on any device");

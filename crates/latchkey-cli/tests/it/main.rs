@@ -4,9 +4,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod anonymous;
+mod api_keys;
+mod browser;
 mod config;
 mod files;
 mod interop;
 mod login;
+mod orgs;
+mod password;
+mod picker;
+mod qr;
 mod refresh;
+mod sessions;
 mod util;
+mod web;
+mod web_chrome;

@@ -145,6 +145,10 @@ impl World {
             .env_remove("LATCHKEY_TOKEN")
             .env_remove("LATCHKEY_API_KEY")
             .env_remove("LATCHKEY_NO_BROWSER")
+            .env_remove("LATCHKEY_LOGIN_TIMEOUT")
+            .env_remove("CI")
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
             .env_remove("XDG_CONFIG_HOME")
             .env_remove("VISUAL")
             .env_remove("EDITOR")
@@ -198,6 +202,7 @@ pub struct Pending {
     cmd: String,
     stderr: Arc<Mutex<String>>,
     code_rx: Option<mpsc::Receiver<String>>,
+    url_rx: Option<mpsc::Receiver<String>>,
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -208,6 +213,7 @@ impl Pending {
         let mut child = cmd.spawn().expect("spawn latchkey");
         let stderr = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
+        let (url_tx, url_rx) = mpsc::channel();
         let pipe = child.stderr.take().expect("stderr");
         let buf = stderr.clone();
         let reader = std::thread::spawn(move || {
@@ -216,6 +222,10 @@ impl Pending {
             while lines.read_line(&mut line).unwrap_or(0) > 0 {
                 if let Some(code) = line.trim().strip_prefix("Code: ") {
                     let _ = tx.send(code.trim().to_owned());
+                }
+                let t = line.trim();
+                if t.starts_with("http") && t.contains("redirect_uri=") {
+                    let _ = url_tx.send(t.to_owned());
                 }
                 buf.lock().expect("lock").push_str(&line);
                 line.clear();
@@ -226,7 +236,26 @@ impl Pending {
             cmd: desc,
             stderr,
             code_rx: Some(rx),
+            url_rx: Some(url_rx),
             reader: Some(reader),
+        }
+    }
+
+    /// Waits for the browser sign-in URL (`latchkey login --web`) to be printed.
+    pub async fn url(&self) -> String {
+        let rx = self.url_rx.as_ref().expect("url receiver");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(u) = rx.try_recv() {
+                return u;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no sign-in URL printed by {}; stderr so far:\n{}",
+                self.cmd,
+                self.stderr.lock().expect("lock")
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -294,6 +323,31 @@ pub async fn run_command(mut cmd: Command) -> Run {
     let desc = format!("{cmd:?}");
     tokio::task::spawn_blocking(move || {
         let out = cmd.output().expect("run latchkey");
+        Run {
+            cmd: desc,
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    })
+    .await
+    .expect("join")
+}
+
+/// Runs a command with `input` on its standard input.
+pub async fn run_with_stdin(mut cmd: Command, input: &str) -> Run {
+    let desc = format!("{cmd:?}");
+    let input = input.to_owned();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("run latchkey");
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(input.as_bytes());
+        }
+        let out = child.wait_with_output().expect("wait");
         Run {
             cmd: desc,
             code: out.status.code(),

@@ -8,17 +8,11 @@
 
 use super::secrets::random_bytes;
 
-/// Prefix of every key.
-pub const PREFIX: &str = "lk_";
+use latchkey_proto::api_key::{ApiKeyFormatError, BASE62, check_format, checksum};
+pub use latchkey_proto::api_key::{KEY_LEN, PREFIX, PUBLIC_ID_LEN, crc32};
+
 const ID_LEN: usize = 16;
 const SECRET_LEN: usize = 43;
-const CHECK_LEN: usize = 6;
-/// Length of a whole key.
-pub const KEY_LEN: usize = PREFIX.len() + ID_LEN + SECRET_LEN + CHECK_LEN;
-/// Length of the public id (`lk_` + 16).
-pub const PUBLIC_ID_LEN: usize = PREFIX.len() + ID_LEN;
-
-const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 fn random_base62(n: usize) -> String {
     let mut out = String::with_capacity(n);
@@ -31,29 +25,6 @@ fn random_base62(n: usize) -> String {
         }
     }
     out
-}
-
-/// CRC-32 (IEEE 802.3, reflected, as in zlib).
-pub fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
-    }
-    !crc
-}
-
-fn checksum(body: &str) -> String {
-    let mut n = u64::from(crc32(body.as_bytes()));
-    let mut out = [b'0'; CHECK_LEN];
-    for slot in out.iter_mut().rev() {
-        *slot = BASE62[(n % 62) as usize];
-        n /= 62;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A new key and its public id.
@@ -79,19 +50,10 @@ pub enum KeyFormatError {
 
 /// Checks a key's shape and checksum (no database needed); returns its public id.
 pub fn parse(key: &str) -> Result<&str, KeyFormatError> {
-    if key.len() != KEY_LEN
-        || !key.starts_with(PREFIX)
-        || !key[PREFIX.len()..]
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric())
-    {
-        return Err(KeyFormatError::Shape);
-    }
-    let (body, check) = key.split_at(KEY_LEN - CHECK_LEN);
-    if checksum(body) != check {
-        return Err(KeyFormatError::Checksum);
-    }
-    Ok(&key[..PUBLIC_ID_LEN])
+    check_format(key).map_err(|e| match e {
+        ApiKeyFormatError::Checksum => KeyFormatError::Checksum,
+        _ => KeyFormatError::Shape,
+    })
 }
 
 /// Whether a string looks like a key at all (for routing a token to the right check).
@@ -101,9 +63,7 @@ pub fn looks_like_key(s: &str) -> bool {
 
 /// Whether a string is an API key's public id (`lk_` + 16 base62 characters).
 pub fn looks_like_public_id(s: &str) -> bool {
-    s.len() == PUBLIC_ID_LEN
-        && s.starts_with(PREFIX)
-        && s[PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric())
+    latchkey_proto::api_key::is_public_id(s)
 }
 
 #[cfg(test)]

@@ -16,9 +16,12 @@ async fn token_requests_are_limited_per_client() {
     let base = srv.url().to_owned();
     let dev = start_device(&base).await;
     let code = dev["device_code"].as_str().unwrap();
+    // Start at the beginning of a one-minute window so the requests below share it.
+    let now = srv.running().state.now();
+    srv.clock.advance(60 - now.rem_euclid(60));
     for _ in 0..4 {
-        srv.clock.advance(6);
-        assert_eq!(poll(&base, code).await.0, 400);
+        let (s, b) = refresh(&base, "lkr_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await;
+        assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")));
     }
     let (s, h, b) = post_form(
         &format!("{base}/oauth/token"),
@@ -142,33 +145,31 @@ async fn password_failures_back_off() {
     let srv = TestServer::start().await;
     let base = srv.url().to_owned();
     Browser::new(&base)
-        .sign_up("bo@example.com", "correct horse battery")
+        .sign_up("bo@example.com", super::PASSWORD)
         .await;
     let login = |pw: &'static str| {
         let base = base.clone();
-        async move {
-            post_form(
-                &format!("{base}/oauth/token"),
-                &[
-                    ("grant_type", "password"),
-                    ("username", "bo@example.com"),
-                    ("password", pw),
-                    ("client_id", "latchkey-cli"),
-                ],
-            )
-            .await
-        }
+        async move { super::password_grant(&base, "bo@example.com", pw, "x").await }
     };
-    for _ in 0..4 {
+    // Three free failures, then waits of 1 s, 2 s, 4 s (each failure after the last wait).
+    for _ in 0..3 {
         assert_eq!(login("wrong password").await.0, 400);
     }
-    let (s, h, _) = login("correct horse battery").await;
+    for _ in 0..3 {
+        srv.clock.advance(60);
+        assert_eq!(login("wrong password").await.0, 400);
+    }
+    let (s, h, _) = login(super::PASSWORD).await;
     assert_eq!(
         s, 429,
         "even the right password waits after repeated failures"
     );
-    assert_eq!(h["retry-after"], "1");
-    srv.clock.advance(2);
-    assert_eq!(login("correct horse battery").await.0, 200);
+    let wait: i64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=4).contains(&wait), "{wait}");
+    srv.clock.advance(5);
+    assert_eq!(login(super::PASSWORD).await.0, 200);
+    // A success clears the back-off.
+    assert_eq!(login("wrong password").await.0, 400);
+    assert_eq!(login(super::PASSWORD).await.0, 200);
     srv.stop().await;
 }

@@ -217,7 +217,8 @@ fn routes_in_app() -> Vec<(String, String)> {
     let mut named: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     let mut rest = body;
     let mut out = Vec::new();
-    while let Some(i) = rest.find("let ") {
+    // Only statements of app() itself (four spaces in), not `let`s inside closures.
+    while let Some(i) = rest.find("\n    let ").map(|i| i + 5) {
         let after = &rest[i + 4..];
         let name: String = after
             .chars()
