@@ -40,11 +40,17 @@ impl fmt::Debug for DeviceAuthorizationResponse {
 /// RFC 8628 §6.1 recommends this kind of alphabet; 20^8 ≈ 2^34.6 codes.
 pub const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
 
-/// Number of characters of a user code, without the dash.
+/// Number of characters of a user code by default, without the dash.
 pub const USER_CODE_LEN: usize = 8;
 
-/// A normalized user code: 8 characters of [`USER_CODE_ALPHABET`], shown as `XXXX-XXXX`
-/// (RFC 8628 §6.1). Parsing accepts any case, with or without the dash and surrounding spaces.
+/// The lengths a deployment may choose for its user codes: 8 (the default, ≈ 2^34.6 codes),
+/// 12 (≈ 2^51.9) or 16 (≈ 2^69.2). Longer codes make guessing far harder; see
+/// `docs/security.md`.
+pub const USER_CODE_LENGTHS: [usize; 3] = [8, 12, 16];
+
+/// A normalized user code: 8, 12 or 16 characters of [`USER_CODE_ALPHABET`], shown in groups
+/// of four, `XXXX-XXXX` (RFC 8628 §6.1). Parsing accepts any case, with or without dashes and
+/// spaces.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct UserCode(String);
 
@@ -60,7 +66,7 @@ pub enum UserCodeError {
 impl fmt::Display for UserCodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Length => f.write_str("a code has 8 letters, like BCDF-GHJK"),
+            Self::Length => f.write_str("a code has 8 letters in groups of four, like BCDF-GHJK"),
             Self::Character => f.write_str(
                 "a code uses only the consonants BCDFGHJKLMNPQRSTVWXZ (no vowels or digits)",
             ),
@@ -82,19 +88,19 @@ impl UserCode {
             if !up.is_ascii() || !USER_CODE_ALPHABET.contains(&(up as u8)) {
                 return Err(UserCodeError::Character);
             }
-            if out.len() == USER_CODE_LEN {
+            if out.len() == USER_CODE_LENGTHS[USER_CODE_LENGTHS.len() - 1] {
                 return Err(UserCodeError::Length);
             }
             out.push(up);
         }
-        if out.len() != USER_CODE_LEN {
+        if !USER_CODE_LENGTHS.contains(&out.len()) {
             return Err(UserCodeError::Length);
         }
         Ok(Self(out))
     }
 
-    /// Builds a code from 8 alphabet indexes (each taken modulo 20); used by the generator.
-    pub fn from_indexes(idx: [u8; USER_CODE_LEN]) -> Self {
+    /// Builds a code from alphabet indexes (each taken modulo 20); used by the generator.
+    pub fn from_indexes(idx: &[u8]) -> Self {
         Self(
             idx.iter()
                 .map(|i| USER_CODE_ALPHABET[usize::from(*i) % USER_CODE_ALPHABET.len()] as char)
@@ -102,16 +108,22 @@ impl UserCode {
         )
     }
 
-    /// The canonical form, 8 characters without dash: what is stored and compared.
+    /// The canonical form, without dashes: what is stored and compared.
     pub fn canonical(&self) -> &str {
         &self.0
     }
 }
 
 impl fmt::Display for UserCode {
-    /// The display form `XXXX-XXXX`.
+    /// The display form: groups of four joined by dashes, `XXXX-XXXX`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", &self.0[..4], &self.0[4..])
+        for (i, chunk) in self.0.as_bytes().chunks(4).enumerate() {
+            if i > 0 {
+                f.write_str("-")?;
+            }
+            f.write_str(std::str::from_utf8(chunk).map_err(|_| fmt::Error)?)?;
+        }
+        Ok(())
     }
 }
 
@@ -137,6 +149,16 @@ mod tests {
     }
 
     #[test]
+    fn longer_codes() {
+        let c = UserCode::parse("bcdf-ghjk-lmnp").expect("12");
+        assert_eq!(c.to_string(), "BCDF-GHJK-LMNP");
+        let c = UserCode::parse("BCDFGHJKLMNPQRST").expect("16");
+        assert_eq!(c.to_string(), "BCDF-GHJK-LMNP-QRST");
+        assert_eq!(UserCode::parse("BCDF-GHJK-LM"), Err(UserCodeError::Length));
+        assert_eq!(UserCode::parse(&"B".repeat(17)), Err(UserCodeError::Length));
+    }
+
+    #[test]
     fn rejects_bad_codes() {
         assert_eq!(UserCode::parse("BCDF-GHJ"), Err(UserCodeError::Length));
         assert_eq!(UserCode::parse("BCDF-GHJKL"), Err(UserCodeError::Length));
@@ -148,7 +170,7 @@ mod tests {
 
     #[test]
     fn from_indexes_stays_in_alphabet() {
-        let c = UserCode::from_indexes([0, 19, 20, 39, 255, 7, 8, 9]);
+        let c = UserCode::from_indexes(&[0, 19, 20, 39, 255, 7, 8, 9]);
         assert_eq!(c.canonical().len(), 8);
         assert!(UserCode::parse(c.canonical()).is_ok());
     }

@@ -48,6 +48,10 @@ pub struct Settings {
     /// docs/security.md).
     #[arg(long, env = "LATCHKEYD_MAX_PENDING_DEVICE_CODES", value_name = "N")]
     pub max_pending_device_codes: Option<u32>,
+    /// Characters of user codes: 8, 12 or 16 [default: 8]. Longer codes are much harder to
+    /// guess (docs/security.md); links with the code included spare users the typing.
+    #[arg(long, env = "LATCHKEYD_USER_CODE_LENGTH", value_name = "N")]
+    pub user_code_length: Option<usize>,
     /// Wrong user-code entries allowed per 10 minutes on the whole server [default: 600].
     #[arg(long, env = "LATCHKEYD_USER_CODE_GLOBAL_FAILURES", value_name = "N")]
     pub user_code_global_failures: Option<u32>,
@@ -153,6 +157,7 @@ impl Settings {
                 .user_code_global_failures
                 .or(other.user_code_global_failures),
             token_rate_limit: self.token_rate_limit.or(other.token_rate_limit),
+            user_code_length: self.user_code_length.or(other.user_code_length),
             web_session_ttl: self.web_session_ttl.or(other.web_session_ttl),
             audience: self.audience.or(other.audience),
             min_cli_version: self.min_cli_version.or(other.min_cli_version),
@@ -227,6 +232,8 @@ pub struct Config {
     pub max_pending_device_codes: u32,
     /// Wrong user-code entries per 10 minutes, server-wide.
     pub user_code_global_failures: u32,
+    /// Characters of user codes.
+    pub user_code_length: usize,
     /// Token requests per minute per client and IP (0: off).
     pub token_rate_limit: u32,
     /// Web session lifetime, seconds.
@@ -534,6 +541,10 @@ impl Config {
                 n => n,
             },
             token_rate_limit: s.token_rate_limit.unwrap_or(600),
+            user_code_length: match s.user_code_length.unwrap_or(8) {
+                n if latchkey_proto::device::USER_CODE_LENGTHS.contains(&n) => n,
+                n => return Err(invalid("user_code_length", format!("{n}: use 8, 12 or 16"))),
+            },
             web_session_ttl: secs("web_session_ttl", s.web_session_ttl, 14 * 86_400, 60)?,
             audience: s.audience,
             min_cli_version,

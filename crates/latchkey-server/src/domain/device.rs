@@ -3,29 +3,36 @@
 //! database.
 
 use latchkey_proto::UserCode;
-use latchkey_proto::device::USER_CODE_LEN;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use super::secrets::random_bytes;
 
 /// Prefix of device codes (the secret half the CLI polls with).
 pub const DEVICE_CODE_PREFIX: &str = "lkd_";
 
-/// Generates a user code with uniform characters (rejection sampling, no modulo bias).
-pub fn generate_user_code() -> UserCode {
-    let mut idx = [0u8; USER_CODE_LEN];
-    let mut filled = 0;
-    while filled < USER_CODE_LEN {
+/// Generates a user code of `len` characters, each uniform over the alphabet (rejection
+/// sampling, no modulo bias).
+pub fn generate_user_code(len: usize) -> UserCode {
+    let mut idx = Vec::with_capacity(len);
+    while idx.len() < len {
         for b in random_bytes::<16>() {
             // 240 = 12 * 20: values at or above it would bias the result.
-            if b < 240 && filled < USER_CODE_LEN {
-                idx[filled] = b % 20;
-                filled += 1;
+            if b < 240 && idx.len() < len {
+                idx.push(b % 20);
             }
         }
     }
-    UserCode::from_indexes(idx)
+    UserCode::from_indexes(&idx)
+}
+
+/// log2 of the bound on the chance that any wrong-code guess matches a live code during one
+/// code lifetime: `2 · G · P / 20^len` (docs/security.md), for `G` wrong entries allowed per
+/// 10 minutes server-wide and `P` pending codes at most.
+pub fn guess_bound_log2(len: usize, global_failures: u32, max_pending: u32) -> f64 {
+    let n_log2 = len as f64 * 20f64.log2();
+    (2.0 * f64::from(global_failures) * f64::from(max_pending)).log2() - n_log2
 }
 
 /// Where a device request stands.
@@ -111,6 +118,10 @@ pub fn poll_outcome(
 #[derive(Debug, Default)]
 pub struct PollTracker {
     inner: Mutex<HashMap<String, PollState>>,
+    /// When expired entries were last dropped: at most once a second, since a sweep walks
+    /// every tracked code (10,000 pending sign-ins polled each second would otherwise cost
+    /// 10,000 walks of 10,000 entries a second).
+    swept_ms: AtomicI64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -131,7 +142,8 @@ impl PollTracker {
         expires_at: i64,
     ) -> bool {
         let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() > 1024 {
+        if map.len() > 1024 && now_ms - self.swept_ms.load(Ordering::Relaxed) >= 1000 {
+            self.swept_ms.store(now_ms, Ordering::Relaxed);
             let now_s = now_ms / 1000;
             map.retain(|_, s| s.expires_at > now_s);
         }
@@ -184,11 +196,23 @@ mod tests {
     fn user_codes_are_valid_and_varied() {
         let mut seen = std::collections::HashSet::new();
         for _ in 0..200 {
-            let c = generate_user_code();
+            let c = generate_user_code(8);
             assert!(UserCode::parse(&c.to_string()).is_ok());
             seen.insert(c.canonical().to_owned());
         }
         assert!(seen.len() > 195);
+    }
+
+    #[test]
+    fn longer_codes_and_the_guessing_bound() {
+        let c = generate_user_code(16);
+        assert_eq!(c.canonical().len(), 16);
+        assert_eq!(c.to_string().len(), 19);
+        // docs/security.md: the defaults with 8 characters give about 2^-11.1, with 16 about
+        // 2^-45.6.
+        assert!((guess_bound_log2(8, 600, 10_000) + 11.06).abs() < 0.05);
+        assert!(guess_bound_log2(16, 600, 10_000) < -45.0);
+        assert!(guess_bound_log2(12, 600, 10_000) > -32.0);
     }
 
     #[test]

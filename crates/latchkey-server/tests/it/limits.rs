@@ -173,3 +173,27 @@ async fn password_failures_back_off() {
     assert_eq!(login(super::PASSWORD).await.0, 200);
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn longer_user_codes_when_configured() {
+    let srv = TestServer::start_with(Settings {
+        user_code_length: Some(16),
+        ..Settings::default()
+    })
+    .await;
+    let base = srv.url().to_owned();
+    let b = Browser::new(&base);
+    b.sign_up("lc@example.com", super::PASSWORD).await;
+    let dev = start_device(&base).await;
+    let code = dev["user_code"].as_str().unwrap();
+    assert_eq!(code.len(), 19, "{code}");
+    assert_eq!(code.matches('-').count(), 3);
+    // Typed in lower case without dashes, it is still the same code.
+    b.approve_device(&code.replace('-', "").to_lowercase())
+        .await;
+    let (s, _) = poll(&base, dev["device_code"].as_str().unwrap()).await;
+    assert_eq!(s, 200);
+    // An 8-character code can never match on this server.
+    assert_eq!(b.get("/device?user_code=BCDF-GHJK").await.status, 404);
+    srv.stop().await;
+}
