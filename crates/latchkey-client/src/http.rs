@@ -168,6 +168,25 @@ impl Http {
         self.send(url, req).await
     }
 
+    /// `POST url` with a form body, once, with its own `timeout` (capped by the client's), keeping
+    /// apart the failures after which the request may have reached the server: what a caller
+    /// that retries (a refresh) needs to know.
+    pub async fn post_form_attempt(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+        timeout: Duration,
+    ) -> std::result::Result<Response, SendError> {
+        let req = self
+            .client()
+            .map_err(SendError::Other)?
+            .post(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .timeout(timeout.min(self.timeout))
+            .form(form);
+        self.send_classified(url, req).await
+    }
+
     /// `POST url` with a form body and HTTP Basic client authentication (RFC 6749 §2.3.1):
     /// how a confidential client, such as an API key, authenticates at the token endpoint.
     pub async fn post_form_basic(
@@ -207,7 +226,15 @@ impl Http {
     }
 
     async fn send(&self, url: &str, req: reqwest::RequestBuilder) -> Result<Response> {
-        let resp = req.send().await.map_err(|e| network_error(url, &e))?;
+        self.send_classified(url, req).await.map_err(Error::from)
+    }
+
+    async fn send_classified(
+        &self,
+        url: &str,
+        req: reqwest::RequestBuilder,
+    ) -> std::result::Result<Response, SendError> {
+        let resp = req.send().await.map_err(|e| transport_error(url, &e))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -216,12 +243,12 @@ impl Http {
             .and_then(|v| v.trim().parse::<u64>().ok());
         let mut body = Vec::new();
         let mut resp = resp;
-        while let Some(chunk) = resp.chunk().await.map_err(|e| network_error(url, &e))? {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| transport_error(url, &e))? {
             if body.len() + chunk.len() > MAX_BODY {
-                return Err(Error::Protocol {
+                return Err(SendError::Other(Error::Protocol {
                     url: url.to_owned(),
                     reason: "the response is too large".to_owned(),
-                });
+                }));
             }
             body.extend_from_slice(&chunk);
         }
@@ -231,6 +258,38 @@ impl Http {
             body,
             retry_after,
         })
+    }
+}
+
+/// Why a request got no complete answer.
+#[derive(Debug)]
+pub(crate) enum SendError {
+    /// The request never left: DNS, connection refused, TLS set-up, connect timeout.
+    NotSent(Error),
+    /// The request may have reached the server, which may have acted on it, but its answer was
+    /// lost: connection reset or closed early, a truncated body, a timeout after connecting.
+    AnswerLost(Error),
+    /// Anything else (an answer too large, a client that cannot be built).
+    Other(Error),
+}
+
+impl From<SendError> for Error {
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::NotSent(e) | SendError::AnswerLost(e) | SendError::Other(e) => e,
+        }
+    }
+}
+
+/// Classifies a transport failure: before the request was sent (connect), or after.
+fn transport_error(url: &str, e: &reqwest::Error) -> SendError {
+    let err = network_error(url, e);
+    if e.is_connect() || e.is_builder() {
+        SendError::NotSent(err)
+    } else if e.is_redirect() {
+        SendError::Other(err)
+    } else {
+        SendError::AnswerLost(err)
     }
 }
 

@@ -8,12 +8,31 @@
 
 use crate::credentials::Credentials;
 use crate::error::{Error, Result};
-use crate::http::Http;
+use crate::http::{Http, Response, SendError};
 use crate::store::CredentialStore;
 use latchkey_proto::{AccessToken, ErrorCode, GRANT_REFRESH_TOKEN, TokenResponse};
+use std::time::{Duration, Instant};
 
 /// A cached access token is used only while it stays valid for more than this many seconds.
 pub const REFRESH_MARGIN_SECS: i64 = 60;
+
+/// Attempts at one refresh whose answer is lost in transit (the first included).
+const REFRESH_ATTEMPTS: usize = 4;
+
+/// The pause before each retry of a refresh whose answer was lost.
+const REFRESH_BACKOFF: [Duration; REFRESH_ATTEMPTS - 1] = [
+    Duration::from_millis(200),
+    Duration::from_millis(500),
+    Duration::from_millis(1000),
+];
+
+/// How long one refresh attempt may take (capped by the client's timeout).
+const REFRESH_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// No retry starts later than this after the first attempt: well inside latchkeyd's refresh
+/// grace window (30 s by default), within which the server answers a re-presented refresh token
+/// with the same successor instead of treating it as stolen.
+const REFRESH_RETRY_WINDOW: Duration = Duration::from_secs(20);
 
 /// The current time in unix seconds.
 pub fn now() -> i64 {
@@ -127,7 +146,7 @@ async fn refresh(http: &Http, creds: &Credentials, app: &str) -> Result<TokenRes
         ("refresh_token", rt.secret()),
         ("client_id", creds.client_id.as_str()),
     ];
-    let resp = http.post_form(&creds.token_endpoint, &form).await?;
+    let resp = post_refresh(http, &creds.token_endpoint, &form).await?;
     if resp.is_success() {
         return resp.json();
     }
@@ -146,6 +165,35 @@ async fn refresh(http: &Http, creds: &Credentials, app: &str) -> Result<TokenRes
         }),
         None if resp.status == 401 => Err(expired()),
         None => Err(resp.unexpected()),
+    }
+}
+
+/// Sends the refresh request, retrying with the same refresh token, a bounded number of times,
+/// when the answer was lost after the request may have reached the server (connection reset or
+/// closed, truncated answer, timeout). The server may then have rotated the token already; only
+/// re-presenting it inside its grace window gets the successor, and the caller still holds the
+/// credentials lock, so no other process spends the old token meanwhile. Failures before the
+/// request left (connection refused, DNS) and every HTTP answer, errors included, are returned
+/// at once.
+async fn post_refresh(http: &Http, endpoint: &str, form: &[(&str, &str)]) -> Result<Response> {
+    let started = Instant::now();
+    let mut backoff = REFRESH_BACKOFF.iter();
+    loop {
+        match http
+            .post_form_attempt(endpoint, form, REFRESH_ATTEMPT_TIMEOUT)
+            .await
+        {
+            Ok(resp) => return Ok(resp),
+            Err(SendError::AnswerLost(e)) => match backoff.next() {
+                Some(&pause) if started.elapsed() + pause < REFRESH_RETRY_WINDOW => {
+                    // The error names the endpoint and the transport failure, never the token.
+                    tracing::debug!(error = %e, "the refresh answer was lost; retrying");
+                    tokio::time::sleep(pause).await;
+                }
+                _ => return Err(e),
+            },
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 
@@ -198,6 +246,151 @@ mod tests {
         assert!(needs_refresh(&c, Some(&AccessToken::new("at-secret")), 0));
         // Someone else already replaced the rejected token: no refresh.
         assert!(!needs_refresh(&c, Some(&AccessToken::new("older")), 0));
+    }
+
+    /// What the stub token endpoint does with one request.
+    #[derive(Clone, Copy)]
+    enum Act {
+        /// Reads the request, then closes without a byte of answer.
+        Close,
+        /// Reads the request, then resets the connection.
+        Reset,
+        /// Reads the request and never answers.
+        Hang,
+        /// Answers with this status and body.
+        Answer(u16, &'static str),
+    }
+
+    /// Reads one HTTP request (head and `content-length` body); returns its body.
+    async fn read_request(s: &mut tokio::net::TcpStream) -> String {
+        use tokio::io::AsyncReadExt;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map(|v| v.trim().parse().unwrap())
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len {
+                    return String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned();
+                }
+            }
+            let n = s.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "request cut short");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// A token endpoint that plays `script`, one act per connection (the last one repeats).
+    /// Returns its URL and the request bodies it received.
+    async fn stub(script: Vec<Act>) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/oauth/token", listener.local_addr().unwrap());
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            let mut hung = Vec::new();
+            for i in 0.. {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let body = read_request(&mut s).await;
+                log.lock().unwrap().push(body);
+                match script[i.min(script.len() - 1)] {
+                    Act::Close => drop(s),
+                    Act::Reset => {
+                        s.set_zero_linger().unwrap();
+                        drop(s);
+                    }
+                    Act::Hang => hung.push(s),
+                    Act::Answer(status, body) => {
+                        let resp = format!(
+                            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n\
+                             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        s.write_all(resp.as_bytes()).await.unwrap();
+                    }
+                }
+            }
+        });
+        (url, seen)
+    }
+
+    fn creds_for(url: &str) -> Credentials {
+        let mut c = sample();
+        c.token_endpoint = url.to_owned();
+        c
+    }
+
+    const TOKEN_OK: &str = r#"{"access_token":"new-at","token_type":"Bearer","expires_in":60,"refresh_token":"new-rt"}"#;
+
+    #[tokio::test]
+    async fn lost_refresh_answers_are_retried_with_the_same_token() {
+        let (url, seen) = stub(vec![
+            Act::Close,
+            Act::Reset,
+            Act::Hang,
+            Act::Answer(200, TOKEN_OK),
+        ])
+        .await;
+        let http = Http::new("latchkey", "1.0.0", Duration::from_millis(500));
+        let tr = refresh(&http, &creds_for(&url), "latchkey").await.unwrap();
+        assert_eq!(tr.refresh_token.unwrap().secret(), "new-rt");
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), REFRESH_ATTEMPTS);
+        assert!(seen[0].contains("refresh_token=lkr_secret"), "{}", seen[0]);
+        assert!(seen.iter().all(|b| *b == seen[0]), "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn refresh_retries_are_bounded() {
+        let (url, seen) = stub(vec![Act::Close]).await;
+        let http = Http::new("latchkey", "1.0.0", Duration::from_secs(5));
+        let err = refresh(&http, &creds_for(&url), "latchkey")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Network { .. }), "{err:?}");
+        assert!(!err.to_string().contains("lkr_secret"));
+        assert_eq!(seen.lock().unwrap().len(), REFRESH_ATTEMPTS);
+    }
+
+    #[tokio::test]
+    async fn http_errors_and_refused_connections_are_not_retried() {
+        let http = Http::new("latchkey", "1.0.0", Duration::from_secs(5));
+        let (url, seen) = stub(vec![Act::Answer(
+            400,
+            r#"{"error":"invalid_grant","error_description":"spent"}"#,
+        )])
+        .await;
+        let err = refresh(&http, &creds_for(&url), "latchkey")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::SessionExpired { .. }), "{err:?}");
+        assert_eq!(seen.lock().unwrap().len(), 1);
+
+        let (url, seen) = stub(vec![Act::Answer(503, "{}")]).await;
+        let err = refresh(&http, &creds_for(&url), "latchkey")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Protocol { .. }), "{err:?}");
+        assert_eq!(seen.lock().unwrap().len(), 1);
+
+        // Nothing listens: the request never left, so there is nothing to recover.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let started = Instant::now();
+        let url = format!("http://127.0.0.1:{port}/oauth/token");
+        let err = refresh(&http, &creds_for(&url), "latchkey")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Network { .. }), "{err:?}");
+        assert!(started.elapsed() < REFRESH_BACKOFF[0], "not retried");
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod password;
 mod picker;
 mod qr;
 mod refresh;
+mod reliability;
 mod sessions;
 mod util;
 mod web;
