@@ -231,6 +231,13 @@ impl TestServer {
         Self::start_in(self.db.clone(), self.settings.clone(), self.clock.clone()).await
     }
 
+    /// Moves the server clock to the start of the next `window_s`-second window, so that a
+    /// test's requests all fall in one window of the fixed-window rate limiters.
+    pub fn align_clock(&self, window_s: i64) {
+        let now = self.running().state.now();
+        self.clock.advance(window_s - now.rem_euclid(window_s));
+    }
+
     /// Stops the server.
     pub async fn stop(mut self) {
         if let Some(r) = self.running.take() {

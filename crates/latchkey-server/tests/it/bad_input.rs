@@ -261,6 +261,7 @@ async fn user_code_guessing_is_rate_limited() {
         .sign_up("ix@example.com", "correct horse battery")
         .await;
     let dev = start_device(&base).await;
+    srv.align_clock(600);
     let mut statuses = Vec::new();
     for _ in 0..12 {
         statuses.push(browser.get("/device?user_code=BBBB-BBBB").await.status);
