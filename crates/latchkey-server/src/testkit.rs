@@ -233,7 +233,9 @@ impl TestServer {
 
     /// Moves the server clock to the start of the next `window_s`-second window, so that a
     /// test's requests all fall in one window of the fixed-window rate limiters.
+    /// The clock is frozen first: afterwards only `clock.advance` moves server time.
     pub fn align_clock(&self, window_s: i64) {
+        self.clock.freeze();
         let now = self.running().state.now();
         self.clock.advance(window_s - now.rem_euclid(window_s));
     }

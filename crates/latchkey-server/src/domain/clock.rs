@@ -29,10 +29,12 @@ impl Clock for SystemClock {
     }
 }
 
-/// The real clock plus an offset that tests can advance.
+/// The real clock plus an offset that tests can advance; it can also be frozen, so that only
+/// `advance` moves it (for tests whose outcome depends on how much time passes).
 #[derive(Debug, Default, Clone)]
 pub struct OffsetClock {
     offset_ms: Arc<AtomicI64>,
+    frozen_ms: Arc<AtomicI64>,
 }
 
 impl OffsetClock {
@@ -45,11 +47,36 @@ impl OffsetClock {
     pub fn advance(&self, secs: i64) {
         self.offset_ms.fetch_add(secs * 1000, Ordering::SeqCst);
     }
+
+    /// Stops the clock at the current time: from now on only [`OffsetClock::advance`] moves it.
+    pub fn freeze(&self) {
+        self.frozen_ms.store(SystemClock.now_ms(), Ordering::SeqCst);
+    }
 }
 
 impl Clock for OffsetClock {
     fn now_ms(&self) -> i64 {
-        SystemClock.now_ms() + self.offset_ms.load(Ordering::SeqCst)
+        let base = match self.frozen_ms.load(Ordering::SeqCst) {
+            0 => SystemClock.now_ms(),
+            frozen => frozen,
+        };
+        base + self.offset_ms.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frozen_clock_moves_only_when_advanced() {
+        let c = OffsetClock::new();
+        c.freeze();
+        let t = c.now_ms();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(c.now_ms(), t);
+        c.advance(2);
+        assert_eq!(c.now_ms(), t + 2000);
     }
 }
 

@@ -152,6 +152,7 @@ async fn password_failures_back_off() {
         let base = base.clone();
         async move { super::password_grant(&base, "bo@example.com", pw, "x").await }
     };
+    srv.clock.freeze();
     // Three free failures, then waits of 1 s, 2 s, 4 s (each failure after the last wait).
     for _ in 0..3 {
         assert_eq!(login("wrong password").await.0, 400);

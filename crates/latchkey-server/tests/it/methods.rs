@@ -33,6 +33,9 @@ fn with_anonymous() -> Settings {
 async fn password_grant_right_wrong_unknown_limited() {
     let srv = TestServer::start().await;
     let base = srv.url().to_owned();
+    // Freeze server time at the start of a 5-minute window: the limits below count within
+    // fixed windows and back off by the second.
+    srv.align_clock(300);
     Browser::new(&base)
         .sign_up("pa@example.com", "correct horse battery")
         .await;
@@ -52,7 +55,8 @@ async fn password_grant_right_wrong_unknown_limited() {
     );
     assert_eq!(wrong["error"], "invalid_grant");
 
-    // Ten failures for one account lock it for a while, with Retry-After.
+    // Repeated failures lock the account for a while (back-off, and at most 10 failures per
+    // 5 minutes), with Retry-After.
     for _ in 0..9 {
         password_login(&base, "pa@example.com", "nope nope nope", "x").await;
     }
