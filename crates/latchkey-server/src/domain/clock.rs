@@ -64,6 +64,9 @@ impl Clock for OffsetClock {
     }
 }
 
+/// A shareable clock.
+pub type SharedClock = Arc<dyn Clock>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,6 +82,3 @@ mod tests {
         assert_eq!(c.now_ms(), t + 2000);
     }
 }
-
-/// A shareable clock.
-pub type SharedClock = Arc<dyn Clock>;

@@ -309,7 +309,8 @@ pub fn valid_slug(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-/// A slug from a name: lower-case, other characters become dashes.
+/// A slug from a name: lower-case, other characters become dashes. Always a [`valid_slug`]: a
+/// name with no ASCII letter or digit (`日本`) gets `org-` and a random suffix.
 pub fn slugify(name: &str) -> String {
     let mut out = String::new();
     for c in name.chars() {
@@ -319,9 +320,20 @@ pub fn slugify(name: &str) -> String {
             out.push('-');
         }
     }
-    let s = out.trim_matches('-');
-    let s: String = s.chars().take(40).collect();
-    if s.len() < 2 { format!("org-{s}") } else { s }
+    let s: String = out.trim_matches('-').chars().take(40).collect();
+    // Cut at 40, it may end with a dash again.
+    let s = s.trim_end_matches('-');
+    match s.len() {
+        0 => {
+            let suffix: String = crate::domain::secrets::random_bytes::<4>()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            format!("org-{suffix}")
+        }
+        1 => format!("org-{s}"),
+        _ => s.to_owned(),
+    }
 }
 
 /// `POST /v1/orgs`: creates an org with the caller as owner.
