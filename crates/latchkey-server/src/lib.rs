@@ -14,7 +14,7 @@ pub mod store;
 pub mod testkit;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -68,10 +68,19 @@ pub fn app(state: SharedState) -> Router {
             api::require_cli_version,
         ));
     Router::new()
-        .route("/.well-known/oauth-authorization-server", get(oauth::metadata_doc))
-        .route("/.well-known/openid-configuration", get(oauth::metadata_doc))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(oauth::metadata_doc),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(oauth::metadata_doc),
+        )
         .route("/.well-known/jwks.json", get(oauth::jwks))
-        .route("/oauth/device_authorization", post(oauth::device_authorization))
+        .route(
+            "/oauth/device_authorization",
+            post(oauth::device_authorization),
+        )
         .route(
             "/oauth/authorize",
             get(authorize::authorize_page).post(authorize::authorize_submit),
@@ -79,7 +88,10 @@ pub fn app(state: SharedState) -> Router {
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/revoke", post(oauth::revoke))
         .route("/oauth/introspect", post(oauth::introspect))
-        .route("/oauth/userinfo", get(oauth::userinfo).post(oauth::userinfo))
+        .route(
+            "/oauth/userinfo",
+            get(oauth::userinfo).post(oauth::userinfo),
+        )
         .nest("/v1", v1)
         .route("/", get(web::home))
         .route("/signin", get(web::signin_page).post(web::signin_submit))
@@ -92,10 +104,19 @@ pub fn app(state: SharedState) -> Router {
         .route("/account", get(account::account))
         .route("/account/profile", post(account::save_profile))
         .route("/account/password", post(account::change_password))
-        .route("/account/sessions/revoke-all", post(account::revoke_all_sessions))
-        .route("/account/sessions/{id}/revoke", post(account::revoke_session))
+        .route(
+            "/account/sessions/revoke-all",
+            post(account::revoke_all_sessions),
+        )
+        .route(
+            "/account/sessions/{id}/revoke",
+            post(account::revoke_session),
+        )
         .route("/account/api-keys", post(account::create_api_key))
-        .route("/account/api-keys/{id}/revoke", post(account::revoke_api_key))
+        .route(
+            "/account/api-keys/{id}/revoke",
+            post(account::revoke_api_key),
+        )
         .route("/orgs", post(account::create_org))
         .route("/orgs/{slug}", get(account::org))
         .route("/orgs/{slug}/invite", post(account::invite))
@@ -104,7 +125,10 @@ pub fn app(state: SharedState) -> Router {
             post(account::revoke_invitation),
         )
         .route("/orgs/{slug}/members/{user}/role", post(account::set_role))
-        .route("/orgs/{slug}/members/{user}/remove", post(account::remove_member))
+        .route(
+            "/orgs/{slug}/members/{user}/remove",
+            post(account::remove_member),
+        )
         .route("/orgs/{slug}/leave", post(account::leave))
         .route("/orgs/{slug}/transfer", post(account::transfer))
         .route(
@@ -116,6 +140,8 @@ pub fn app(state: SharedState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .fallback(not_found)
+        // Innermost: a handler is never cancelled halfway by a client that disconnects.
+        .layer(axum::middleware::from_fn(observe::run_to_completion))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .layer(axum::middleware::from_fn(pages::security_headers))
         .layer(TimeoutLayer::with_status_code(
@@ -127,7 +153,15 @@ pub fn app(state: SharedState) -> Router {
             // tokens, and bodies always do.
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
-                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+                    // A path that may carry a secret is logged as its route: `/invite/{token}`,
+                    // and any path no route matched (a mangled link can hold anything).
+                    let path = match req.extensions().get::<MatchedPath>() {
+                        Some(route) if route.as_str().contains('*') => "unmatched",
+                        Some(route) if route.as_str().contains("{token}") => route.as_str(),
+                        Some(_) => req.uri().path(),
+                        None => "unmatched",
+                    };
+                    tracing::info_span!("http", method = %req.method(), path = %path)
                 })
                 .on_request(())
                 .on_response(

@@ -110,6 +110,18 @@ impl AppState {
         let refresh_secret = store
             .server_secret("refresh_derivation", clock.now())
             .await?;
+        let bound = crate::domain::device::guess_bound_log2(
+            config.user_code_length,
+            config.user_code_global_failures,
+            config.max_pending_device_codes,
+        );
+        if bound > -32.0 {
+            tracing::info!(
+                bound_log2 = format!("{bound:.1}"),
+                "user-code guessing is bounded by 2^{bound:.1} per code lifetime; \
+                 user_code_length = 16 keeps it below 2^-32 (docs/security.md)"
+            );
+        }
         let audience = config.audience.clone().unwrap_or_else(|| issuer.clone());
         let secure_cookies = issuer.starts_with("https://");
         let hash_permits = Semaphore::new(config.hash_concurrency);

@@ -1,7 +1,7 @@
 //! Account rules: email and password validation, argon2id hashing, roles, personal orgs.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use super::secrets::random_bytes;
 
@@ -48,21 +48,95 @@ pub fn validate_new_password(pw: &str) -> Result<(), &'static str> {
     }
 }
 
-fn hasher() -> Argon2<'static> {
+fn params() -> Params {
     // OWASP's argon2id recommendation: m = 19 MiB, t = 2, p = 1.
     #[allow(clippy::expect_used)]
-    let params = Params::new(19 * 1024, 2, 1, None).expect("static argon2 parameters are valid");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    Params::new(19 * 1024, 2, 1, None).expect("static argon2 parameters are valid")
+}
+
+/// Computes an argon2 hash into `out`, in working memory that is given back to the system
+/// afterwards.
+///
+/// argon2 needs `m` KiB (19 MiB) per hash. glibc serves an allocation that size from the heap
+/// of the calling thread once it has freed one (its mmap threshold follows freed sizes up to
+/// 32 MiB) and then keeps it: every blocking thread that ever hashed would hold 19 MiB, and a
+/// burst of sign-ins left hundreds of MiB resident. Asking for more than 32 MiB of capacity
+/// keeps every hash on a fresh mapping that is unmapped when it ends; only the pages argon2
+/// touches (`m` KiB) are ever resident.
+fn argon2_into(
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+    pw: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    const ALWAYS_MAPPED: usize = 33 << 20;
+    let blocks = params.block_count();
+    let mut memory = Vec::with_capacity(blocks.max(ALWAYS_MAPPED / Block::SIZE));
+    memory.resize(blocks, Block::default());
+    Argon2::new(algorithm, version, params).hash_password_into_with_memory(pw, salt, out, memory)
+}
+
+/// The PHC string of argon2 with `params` (what `PasswordHasher::hash_password` makes).
+fn phc_hash<'a>(
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+    pw: &[u8],
+    salt: argon2::password_hash::Salt<'a>,
+) -> argon2::password_hash::Result<PasswordHash<'a>> {
+    let mut salt_buf = [0u8; 64];
+    let salt_bytes = salt.decode_b64(&mut salt_buf)?;
+    let len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let phc_params = ParamsString::try_from(&params)?;
+    let hash = Output::init_with(len, |out| {
+        argon2_into(algorithm, version, params, pw, salt_bytes, out).map_err(Into::into)
+    })?;
+    Ok(PasswordHash {
+        algorithm: algorithm.ident(),
+        version: Some(version.into()),
+        params: phc_params,
+        salt: Some(salt),
+        hash: Some(hash),
+    })
 }
 
 /// Hashes a password with argon2id and a random salt (PHC string). CPU-heavy: call it on a
 /// blocking thread, through the server's bounded hashing pool.
 pub fn hash_password(pw: &str) -> Result<String, String> {
     let salt = SaltString::encode_b64(&random_bytes::<16>()).map_err(|e| e.to_string())?;
-    hasher()
-        .hash_password(pw.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+    phc_hash(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        params(),
+        pw.as_bytes(),
+        salt.as_salt(),
+    )
+    .map(|h| h.to_string())
+    .map_err(|e| e.to_string())
+}
+
+/// Whether `pw` matches a parsed PHC string, with its own algorithm, version and parameters
+/// (what `PasswordVerifier::verify_password` does; the comparison is constant-time).
+fn verify_phc(pw: &[u8], hash: &PasswordHash<'_>) -> bool {
+    let (Some(salt), Some(expected)) = (hash.salt, &hash.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(hash.algorithm) else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = Params::try_from(hash) else {
+        return false;
+    };
+    match phc_hash(algorithm, version, params, pw, salt) {
+        Ok(computed) => computed.hash.as_ref() == Some(expected),
+        Err(_) => false,
+    }
 }
 
 /// Verifies a password against a PHC string. With `None` (unknown user) it verifies against a
@@ -76,7 +150,7 @@ pub fn verify_password(pw: &str, phc: Option<&str>) -> bool {
     let Ok(parsed) = PasswordHash::new(target) else {
         return false;
     };
-    let ok = hasher().verify_password(pw.as_bytes(), &parsed).is_ok();
+    let ok = verify_phc(pw.as_bytes(), &parsed);
     ok && phc.is_some()
 }
 
@@ -168,6 +242,43 @@ mod tests {
         assert!(verify_password("correct horse", Some(&h)));
         assert!(!verify_password("wrong horse", Some(&h)));
         assert!(!verify_password("correct horse", None));
+    }
+
+    #[test]
+    fn hashes_interoperate_with_the_argon2_crate() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let lib = Argon2::new(Algorithm::Argon2id, Version::V0x13, params());
+        // Ours verifies the crate's hashes (every stored hash), and the crate verifies ours.
+        let salt = SaltString::encode_b64(b"0123456789abcdef").expect("salt");
+        let theirs = lib
+            .hash_password(b"correct horse", &salt)
+            .expect("hash")
+            .to_string();
+        assert!(verify_password("correct horse", Some(&theirs)));
+        assert!(!verify_password("correct horsf", Some(&theirs)));
+        let ours = phc_hash(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            params(),
+            b"correct horse",
+            salt.as_salt(),
+        )
+        .expect("hash")
+        .to_string();
+        assert_eq!(ours, theirs);
+        let parsed = PasswordHash::new(&ours).expect("phc");
+        assert!(lib.verify_password(b"correct horse", &parsed).is_ok());
+        // Other parameters (an older or future setting) are read from the string.
+        let light = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8 * 1024, 1, 1, None).expect("params"),
+        )
+        .hash_password(b"pw", &salt)
+        .expect("hash")
+        .to_string();
+        assert!(verify_password("pw", Some(&light)));
+        assert!(!verify_password("px", Some(&light)));
     }
 
     #[test]

@@ -221,7 +221,12 @@ pub async fn authenticate_api_key(
         ));
     }
     let now = state.now();
-    let row = state.store.api_key(&public_id).await?;
+    // The key and its creator's role, from a cache of a few seconds (see `KEY_CACHE_TTL_S`).
+    let found = state.store.api_key_for_grant(&public_id, now).await?;
+    let (row, creator_role) = match found {
+        Some((row, role)) => (Some(row), role),
+        None => (None, None),
+    };
     let row = row
         .filter(|k| {
             crate::domain::secrets::constant_time_eq(
@@ -242,16 +247,6 @@ pub async fn authenticate_api_key(
             row.name
         )));
     }
-    let creator_role = match &row.created_by {
-        Some(uid) => state
-            .store
-            .memberships(uid)
-            .await?
-            .into_iter()
-            .find(|m| m.org_id == row.org_id)
-            .and_then(|m| Role::parse(&m.role)),
-        None => None,
-    };
     let Some(creator_role) = creator_role else {
         return Err(OAuthError::invalid_client(format!(
             "API key {public_id} ({}) no longer works: its creator left the organization",
@@ -296,7 +291,7 @@ pub async fn device_authorization(
     let now = state.now();
     let device_code = new_secret(DEVICE_CODE_PREFIX);
     let code_hash = hash_secret(&device_code);
-    let mut user_code = device::generate_user_code();
+    let mut user_code = device::generate_user_code(state.config.user_code_length);
     let mut row = DeviceRow {
         code_hash,
         user_code: user_code.canonical().to_owned(),
@@ -319,7 +314,7 @@ pub async fn device_authorization(
             Ok(()) => break,
             Err(crate::store::StoreError::Conflict) if attempts < 5 => {
                 attempts += 1;
-                user_code = device::generate_user_code();
+                user_code = device::generate_user_code(state.config.user_code_length);
                 row.user_code = user_code.canonical().to_owned();
             }
             Err(e) => return Err(e.into()),

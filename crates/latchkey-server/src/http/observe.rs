@@ -160,6 +160,23 @@ fn grant_method(grant_type: &str) -> Option<&'static str> {
 /// `success` or the OAuth error code. Device polls still waiting (`authorization_pending`,
 /// `slow_down`) are not attempts and are not counted. The form body is read here (within the
 /// endpoint's own limit) and handed on unchanged.
+/// Runs the handler of a request in its own task, to completion, even when the client goes
+/// away first. Otherwise a disconnect cancels the handler wherever it is waiting, and a
+/// cancellation inside a database call is not safe: a `BEGIN` cancelled before its answer
+/// leaves the PostgreSQL connection back in the pool inside an open transaction, so later
+/// writes on that connection are answered as done and then rolled back (bench/run found it:
+/// device codes handed out and gone). The client of a cancelled request gets nothing either
+/// way; the work it started finishes (or fails) as a whole. A panic becomes a 500.
+pub async fn run_to_completion(req: Request, next: Next) -> Response {
+    match tokio::spawn(next.run(req).in_current_span()).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::error!(error = %e, "request handler failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
 async fn token_with_metrics(state: &SharedState, req: Request, next: Next) -> Response {
     let is_form = req
         .headers()

@@ -2,8 +2,34 @@
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Result, Store};
+use crate::domain::accounts::Role;
+
+/// How long [`Store::api_key_for_grant`] reuses a key it looked up, with its creator's role.
+/// Changes made through this process (revoking a key, changing or ending a membership) take
+/// effect at once; a change made by another replica is seen within this many seconds.
+pub const KEY_CACHE_TTL_S: i64 = 5;
+
+/// Keys recently exchanged at the token endpoint, with their creator's role in the key's org,
+/// so that a busy CI key costs no database round trip per token.
+#[derive(Debug, Default)]
+pub(super) struct KeyCache {
+    /// Bumped by every change to keys or memberships: entries loaded before it are stale.
+    generation: AtomicU64,
+    entries: Mutex<HashMap<String, CachedKey>>,
+}
+
+#[derive(Debug)]
+struct CachedKey {
+    generation: u64,
+    loaded_at: i64,
+    key: ApiKeyRow,
+    creator_role: Role,
+}
 
 /// A key as stored, joined with its org and creator for listing.
 #[derive(Debug, Clone)]
@@ -119,7 +145,66 @@ impl Store {
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
+        self.keys_changed();
         Ok(n == 1)
+    }
+
+    /// A key by public id with its creator's current role in the key's org (`None` when the
+    /// key has no creator or the creator is no longer a member), for the client credentials
+    /// grant. Reused from memory for up to [`KEY_CACHE_TTL_S`] seconds; see there.
+    pub async fn api_key_for_grant(
+        &self,
+        id: &str,
+        now: i64,
+    ) -> Result<Option<(ApiKeyRow, Option<Role>)>> {
+        let cache = &self.key_cache;
+        let generation = cache.generation.load(Ordering::Acquire);
+        {
+            let entries = cache.entries.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = entries.get(id)
+                && c.generation == generation
+                && (c.loaded_at..c.loaded_at + KEY_CACHE_TTL_S).contains(&now)
+            {
+                return Ok(Some((c.key.clone(), Some(c.creator_role))));
+            }
+        }
+        let Some(key) = self.api_key(id).await? else {
+            return Ok(None);
+        };
+        let creator_role = match &key.created_by {
+            Some(uid) => self.role_of(&key.org_id, uid).await?,
+            None => None,
+        };
+        // Only working keys are kept: a refusal is always decided by the database.
+        if let Some(role) = creator_role {
+            let mut entries = cache.entries.lock().unwrap_or_else(|e| e.into_inner());
+            if entries.len() >= 10_000 {
+                entries.retain(|_, c| {
+                    c.generation == generation && c.loaded_at > now - KEY_CACHE_TTL_S
+                });
+            }
+            entries.insert(
+                id.to_owned(),
+                CachedKey {
+                    generation,
+                    loaded_at: now,
+                    key: key.clone(),
+                    creator_role: role,
+                },
+            );
+        }
+        Ok(Some((key, creator_role)))
+    }
+
+    /// Called after any change to API keys or memberships: forgets every cached key.
+    pub(super) fn keys_changed(&self) {
+        let cache = &self.key_cache;
+        cache.generation.fetch_add(1, Ordering::AcqRel);
+        cache
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// Records a use (callers throttle this to once a minute per key).
@@ -129,6 +214,14 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        let mut entries = self
+            .key_cache
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = entries.get_mut(id) {
+            c.key.last_used_at = Some(now);
+        }
         Ok(())
     }
 }

@@ -14,7 +14,7 @@ mod users;
 mod web;
 
 pub use admin::DisabledUser;
-pub use api_keys::ApiKeyRow;
+pub use api_keys::{ApiKeyRow, KEY_CACHE_TTL_S};
 pub use codes::{AuthCodeRow, RedeemOutcome};
 pub use device::DeviceRow;
 pub use orgs::{InvitationRow, MemberRow, OrgChangeError, OrgRow};
@@ -141,6 +141,8 @@ pub struct Store {
     /// to 100 ms. On PostgreSQL the same pool as reads.
     writer: AnyPool,
     backend: Backend,
+    /// API keys recently exchanged at the token endpoint (see [`Store::api_key_for_grant`]).
+    key_cache: std::sync::Arc<api_keys::KeyCache>,
 }
 
 impl Store {
@@ -200,6 +202,7 @@ impl Store {
             pool,
             writer,
             backend,
+            key_cache: Default::default(),
         })
     }
 

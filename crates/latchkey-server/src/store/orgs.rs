@@ -242,6 +242,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.keys_changed();
         Ok(())
     }
 
@@ -270,6 +271,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.keys_changed();
         Ok(())
     }
 
@@ -295,6 +297,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.keys_changed();
         Ok(())
     }
 

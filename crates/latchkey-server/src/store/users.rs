@@ -227,6 +227,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.keys_changed();
         Ok(moved)
     }
 
@@ -252,6 +253,9 @@ impl Store {
         .await?
         .rows_affected();
         tx.commit().await?;
+        if n > 0 {
+            self.keys_changed();
+        }
         Ok(n)
     }
 
@@ -273,6 +277,7 @@ impl Store {
         .bind(now)
         .execute(&self.pool)
         .await?;
+        self.keys_changed();
         Ok(())
     }
 }
