@@ -6,7 +6,8 @@
 #
 # Usage: bench/token.sh                 # builds target/release/latchkey first
 #        LATCHKEY_BIN=path bench/token.sh
-# Needs: hyperfine (https://github.com/sharkdp/hyperfine); python3 to print the median.
+# Needs: hyperfine (https://github.com/sharkdp/hyperfine); jq (or python3) to print the median.
+# bench/run runs it as its last measurement.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -45,7 +46,9 @@ out="$("$bin" token)"
 [[ "$out" == "bench-access-token" ]] || { echo "unexpected output: $out" >&2; exit 1; }
 
 hyperfine --warmup 5 -N --runs "${RUNS:-200}" --export-json "$dir/result.json" "$bin token"
-if command -v python3 >/dev/null; then
+if command -v jq >/dev/null; then
+  jq -r '.results[0] | "median: \(.median * 1000 * 100 | round / 100) ms  (mean \(.mean * 1000 * 100 | round / 100) ms, min \(.min * 1000 * 100 | round / 100) ms, max \(.max * 1000 * 100 | round / 100) ms, \(.times | length) runs)"' "$dir/result.json"
+elif command -v python3 >/dev/null; then
   python3 - "$dir/result.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"][0]
