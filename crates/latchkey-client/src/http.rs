@@ -118,14 +118,25 @@ impl Http {
 
     /// `GET url`, optionally with a bearer token.
     pub async fn get(&self, url: &str, bearer: Option<&str>) -> Result<Response> {
-        let mut req = self
-            .client()?
-            .get(url)
-            .header(reqwest::header::ACCEPT, "application/json");
-        if let Some(t) = bearer {
-            req = req.bearer_auth(t);
-        }
+        let req = self.api_request(reqwest::Method::GET, url, bearer)?;
         self.send(url, req).await
+    }
+
+    /// A request to the cloud API: JSON accepted, the bearer token when there is one.
+    fn api_request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        bearer: Option<&str>,
+    ) -> Result<reqwest::RequestBuilder> {
+        let req = self
+            .client()?
+            .request(method, url)
+            .header(reqwest::header::ACCEPT, "application/json");
+        Ok(match bearer {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        })
     }
 
     /// `POST url` with a JSON body and optionally a bearer token (cloud API).
@@ -135,26 +146,15 @@ impl Http {
         bearer: Option<&str>,
         body: &B,
     ) -> Result<Response> {
-        let mut req = self
-            .client()?
-            .post(url)
-            .header(reqwest::header::ACCEPT, "application/json")
+        let req = self
+            .api_request(reqwest::Method::POST, url, bearer)?
             .json(body);
-        if let Some(t) = bearer {
-            req = req.bearer_auth(t);
-        }
         self.send(url, req).await
     }
 
     /// `DELETE url`, optionally with a bearer token (cloud API).
     pub async fn delete(&self, url: &str, bearer: Option<&str>) -> Result<Response> {
-        let mut req = self
-            .client()?
-            .delete(url)
-            .header(reqwest::header::ACCEPT, "application/json");
-        if let Some(t) = bearer {
-            req = req.bearer_auth(t);
-        }
+        let req = self.api_request(reqwest::Method::DELETE, url, bearer)?;
         self.send(url, req).await
     }
 
@@ -214,14 +214,9 @@ impl Http {
         bearer: Option<&str>,
         body: &B,
     ) -> Result<Response> {
-        let mut req = self
-            .client()?
-            .put(url)
-            .header(reqwest::header::ACCEPT, "application/json")
+        let req = self
+            .api_request(reqwest::Method::PUT, url, bearer)?
             .json(body);
-        if let Some(t) = bearer {
-            req = req.bearer_auth(t);
-        }
         self.send(url, req).await
     }
 
