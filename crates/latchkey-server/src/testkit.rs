@@ -12,6 +12,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
 pub mod chrome;
+pub mod oidc;
 pub mod postgres;
 
 use sqlx::{Connection, Row};

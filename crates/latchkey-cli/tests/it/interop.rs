@@ -1,92 +1,13 @@
 //! The client against a standard authorization server that is not latchkeyd:
-//! node-oidc-provider (`tests/interop/server.js`), with device flow, refresh-token rotation and
-//! revocation, approved through its own web pages as a person would.
+//! node-oidc-provider (`testing/oidc-provider/server.js`), with device flow, refresh-token
+//! rotation and revocation, approved through its own web pages as a person would.
 //!
-//! Needs Node.js and `npm ci --prefix crates/latchkey-cli/tests/interop`. Without them the test
-//! says so and passes, unless `LATCHKEY_REQUIRE_INTEROP=1` (set it in CI) makes it fail.
+//! Needs Node.js and `npm ci --prefix testing/oidc-provider`. Without them the test says so and
+//! passes, unless `LATCHKEY_REQUIRE_INTEROP=1` or `CI=true` makes it fail.
 
 use crate::util::*;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-
-struct Provider {
-    child: Child,
-    issuer: String,
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn interop_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
-}
-
-/// Starts node-oidc-provider, or explains why it cannot (`Err`).
-fn start_provider() -> Result<Provider, String> {
-    let dir = interop_dir();
-    if !dir.join("node_modules/oidc-provider").is_dir() {
-        return Err(format!(
-            "node-oidc-provider is not installed; run `npm ci --prefix {}`",
-            dir.display()
-        ));
-    }
-    let mut child = Command::new("node")
-        .arg("server.js")
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot run node: {e}"))?;
-    let stdout = child.stdout.take().expect("stdout");
-    let mut reader = BufReader::new(stdout);
-    let mut line = String::new();
-    reader.read_line(&mut line).map_err(|e| e.to_string())?;
-    // Keep draining stdout: a closed pipe would kill the provider at its next log line.
-    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-    let issuer = line
-        .trim()
-        .strip_prefix("ISSUER ")
-        .ok_or_else(|| format!("unexpected first line from server.js: {line:?}"))?
-        .to_owned();
-    Ok(Provider { child, issuer })
-}
-
-/// A form found on a page: where it posts, its hidden fields, whether it asks for a login.
-type Form = (String, Vec<(String, String)>, bool);
-
-/// The first form of a page.
-fn first_form(html: &str) -> Option<Form> {
-    let start = html.find("<form")?;
-    let end = html[start..].find("</form>")? + start;
-    let form = &html[start..end];
-    let attr = |tag: &str, name: &str| -> Option<String> {
-        let key = format!("{name}=\"");
-        let i = tag.find(&key)? + key.len();
-        let j = tag[i..].find('"')? + i;
-        Some(tag[i..j].replace("&amp;", "&"))
-    };
-    let action = attr(&form[..form.find('>')?], "action")?;
-    let mut fields = Vec::new();
-    let mut rest = form;
-    while let Some(i) = rest.find("<input") {
-        let tag_end = rest[i..].find('>').map_or(rest.len(), |j| i + j);
-        let tag = &rest[i..tag_end];
-        if tag.contains("type=\"hidden\"")
-            && let (Some(n), Some(v)) = (attr(tag, "name"), attr(tag, "value"))
-        {
-            fields.push((n, v));
-        }
-        rest = &rest[tag_end..];
-    }
-    let wants_login = form.contains("name=\"login\"");
-    Some((action, fields, wants_login))
-}
+use latchkey_server::testkit::oidc::{OidcProvider, first_form};
+use std::process::Stdio;
 
 /// Approves `user_code` on the provider's pages: enter code, confirm, sign in, consent.
 async fn approve(issuer: &str, user_code: &str, login: &str) {
@@ -133,13 +54,8 @@ async fn walk_forms(start: &str, login: &str, done: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_login_against_node_oidc_provider() {
-    let provider = match start_provider() {
-        Ok(p) => p,
-        Err(why) if std::env::var_os("LATCHKEY_REQUIRE_INTEROP").is_none() => {
-            eprintln!("SKIPPED interop with node-oidc-provider: {why}");
-            return;
-        }
-        Err(why) => panic!("{why}"),
+    let Some(provider) = OidcProvider::start_or_skip("server.js") else {
+        return;
     };
     let issuer = provider.issuer.clone();
     // The latchkeyd of the world is not used: no cloud.url, only the standard server.
@@ -212,13 +128,8 @@ async fn device_login_against_node_oidc_provider() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_login_against_node_oidc_provider() {
-    let provider = match start_provider() {
-        Ok(p) => p,
-        Err(why) if std::env::var_os("LATCHKEY_REQUIRE_INTEROP").is_none() => {
-            eprintln!("SKIPPED interop with node-oidc-provider: {why}");
-            return;
-        }
-        Err(why) => panic!("{why}"),
+    let Some(provider) = OidcProvider::start_or_skip("server.js") else {
+        return;
     };
     let issuer = provider.issuer.clone();
     let w = World::bare(fast_settings()).await;
