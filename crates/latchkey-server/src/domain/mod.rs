@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod clients;
 pub mod clock;
 pub mod device;
+pub mod dns;
 pub mod keys;
 pub mod pkce;
 pub mod ratelimit;
