@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use url::Url;
 
 use latchkey_proto::methods;
+use std::collections::BTreeMap;
+
+use crate::federation::{self, UpstreamConfig, UpstreamSettings};
 
 /// Settings as given: every field optional. The same struct is parsed from flags/environment
 /// (clap) and from the config file (serde), so a key has one name everywhere.
@@ -133,6 +136,19 @@ pub struct Settings {
     /// start on an outdated schema (run `latchkeyd migrate`) [default: true].
     #[arg(long, env = "LATCHKEYD_AUTO_MIGRATE", value_name = "BOOL")]
     pub auto_migrate: Option<bool>,
+    /// DNS servers asked when verifying organizations' email domains, comma separated
+    /// `IP` or `IP:PORT` [default: the nameservers of /etc/resolv.conf].
+    #[arg(
+        long,
+        env = "LATCHKEYD_DNS_RESOLVERS",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    pub dns_resolvers: Option<Vec<String>>,
+    /// Upstream identity providers, `[upstream.ID]` tables of the settings file, or
+    /// `LATCHKEYD_UPSTREAM_<ID>_<KEY>` variables (docs/federation.md).
+    #[arg(skip)]
+    pub upstream: Option<BTreeMap<String, UpstreamSettings>>,
 }
 
 impl Settings {
@@ -174,7 +190,17 @@ impl Settings {
             key_activation_delay: self.key_activation_delay.or(other.key_activation_delay),
             key_reload_interval: self.key_reload_interval.or(other.key_reload_interval),
             auto_migrate: self.auto_migrate.or(other.auto_migrate),
+            dns_resolvers: self.dns_resolvers.or(other.dns_resolvers),
+            upstream: federation::config::merge(self.upstream, other.upstream),
         }
+    }
+
+    /// Upstream providers from `LATCHKEYD_UPSTREAM_<ID>_<KEY>` environment variables.
+    pub fn from_env_upstreams() -> Result<Settings, ConfigError> {
+        Ok(Settings {
+            upstream: federation::config::from_env(std::env::vars())?,
+            ..Settings::default()
+        })
     }
 
     /// Reads a settings file; the format follows the extension (`.toml`, `.yaml`/`.yml`).
@@ -268,6 +294,10 @@ pub struct Config {
     pub key_reload_interval: i64,
     /// Whether `serve` migrates at start.
     pub auto_migrate: bool,
+    /// DNS servers for domain verification; empty means the system's.
+    pub dns_resolvers: Vec<SocketAddr>,
+    /// Upstream identity providers, in id order.
+    pub upstreams: Vec<UpstreamConfig>,
 }
 
 /// An IP network: an address and a prefix length (`10.0.0.0/8`, `2001:db8::/32`, or a single
@@ -561,6 +591,24 @@ impl Config {
             key_activation_delay,
             key_reload_interval,
             auto_migrate: s.auto_migrate.unwrap_or(true),
+            dns_resolvers: s
+                .dns_resolvers
+                .unwrap_or_default()
+                .iter()
+                .filter(|r| !r.trim().is_empty())
+                .map(|r| {
+                    let r = r.trim();
+                    r.parse::<SocketAddr>()
+                        .or_else(|_| r.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                        .map_err(|_| {
+                            invalid(
+                                "dns_resolvers",
+                                format!("`{r}` is not an IP address or IP:PORT"),
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            upstreams: federation::config::validate_all(s.upstream)?,
         })
     }
 

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod domain;
+pub mod federation;
 pub mod http;
 pub mod metrics;
 pub mod state;
@@ -29,7 +30,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::domain::clock::SharedClock;
-use crate::http::{account, api, authorize, oauth, observe, ops, orgs, pages, web};
+use crate::http::{account, api, authorize, oauth, observe, ops, orgs, pages, sso, sso_admin, web};
 use crate::state::{AppState, SharedState};
 
 /// Builds the router over shared state.
@@ -98,6 +99,25 @@ pub fn app(state: SharedState) -> Router {
         .route("/signup", get(web::signup_page).post(web::signup_submit))
         .route("/signout", get(web::signout_page).post(web::signout_submit))
         .route("/device", get(web::device_page).post(web::device_submit))
+        .route("/signin/sso", get(sso::sso_page).post(sso::sso_submit))
+        .route("/sso/link", get(sso::link_page).post(sso::link_submit))
+        .route("/sso/org/{slug}", get(sso::start_org))
+        .route("/sso/org/{slug}/callback", get(sso::callback_org))
+        .route("/sso/{id}", get(sso::start_config))
+        .route("/sso/{id}/callback", get(sso::callback_config))
+        .route("/account/identities/{id}/unlink", post(sso_admin::unlink))
+        .route("/orgs/{slug}/sso", post(sso_admin::save))
+        .route("/orgs/{slug}/sso/delete", post(sso_admin::delete))
+        .route("/orgs/{slug}/sso/require", post(sso_admin::require))
+        .route("/orgs/{slug}/domains", post(sso_admin::add_domain))
+        .route(
+            "/orgs/{slug}/domains/{domain}/verify",
+            post(sso_admin::verify_domain),
+        )
+        .route(
+            "/orgs/{slug}/domains/{domain}/delete",
+            post(sso_admin::remove_domain),
+        )
         .route("/static/style.css", get(web::stylesheet))
         .route("/static/copy.js", get(web::copy_script))
         .route("/connect", get(account::connect))

@@ -24,6 +24,7 @@ pub const LOGIN_METHODS: &[&str] = &[
     "anonymous",
     "api_key",
     "web",
+    "sso",
 ];
 
 /// OAuth error codes that get their own `result` label value; anything else is `error`.
@@ -42,6 +43,13 @@ const RESULTS: &[&str] = &[
     "temporarily_unavailable",
     "rate_limited",
     "invalid_credentials",
+    "sso_required",
+    "invalid_state",
+    "cancelled",
+    "failed",
+    "no_email",
+    "unverified_email",
+    "disabled",
 ];
 
 #[derive(Debug, Clone, Default)]

@@ -12,6 +12,7 @@ use crate::domain::clock::SharedClock;
 use crate::domain::device::PollTracker;
 use crate::domain::keys::{self, KeySet};
 use crate::domain::ratelimit::{Backoff, GuessLimits, RateLimiter};
+use crate::federation::{Federation, UpstreamConfig};
 use crate::http::pages::Templates;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -55,6 +56,8 @@ pub struct AppState {
     pub templates: Templates,
     /// Counters and histograms for `/metrics`.
     pub metrics: Metrics,
+    /// The client side of upstream sign-in (HTTP client, discovery and key caches).
+    pub federation: Federation,
     hash_permits: Semaphore,
     hash_waiting: AtomicUsize,
 }
@@ -146,6 +149,7 @@ impl AppState {
             hash_permits,
             hash_waiting: AtomicUsize::new(0),
             metrics: Metrics::default(),
+            federation: Federation::new(),
             config,
         })
     }
@@ -158,6 +162,11 @@ impl AppState {
     /// A registered client by id.
     pub fn client(&self, id: &str) -> Option<&RegisteredClient> {
         self.clients.iter().find(|c| c.id == id)
+    }
+
+    /// A configured upstream provider by id.
+    pub fn upstream(&self, id: &str) -> Option<&UpstreamConfig> {
+        self.config.upstreams.iter().find(|p| p.id == id)
     }
 
     /// A snapshot of the signing keys.

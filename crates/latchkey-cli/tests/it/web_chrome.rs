@@ -94,3 +94,117 @@ async fn web_login_in_chromium() {
     assert_eq!(v["session"]["method"], "browser");
     assert_eq!(v["session"]["name"], "chrome-box");
 }
+
+/// Waits until the browser is at a URL starting with `prefix` and its page satisfies `ok`.
+async fn wait_at(chrome: &Chrome, prefix: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let at = chrome
+            .driver
+            .current_url()
+            .await
+            .map(|u| u.to_string())
+            .unwrap_or_default();
+        if at.starts_with(prefix) {
+            let text = wait_for(chrome, what, &ok).await;
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the browser never reached {prefix} for {what}; it is at {at}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `latchkey login --web` for someone whose identity lives at an upstream OpenID provider
+/// (node-oidc-provider, `testing/oidc-provider/upstream.js`): Chromium clicks "Continue with
+/// Corp ID" on latchkeyd's sign-in page, signs in and consents on the provider's own pages,
+/// comes back, approves the CLI on latchkeyd's consent page, and the CLI is signed in as the
+/// user latchkeyd created just in time. Screenshots: `target/screenshots/sso-*.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_login_through_an_upstream_provider_in_chromium() {
+    use latchkey_server::federation::UpstreamSettings;
+    use latchkey_server::testkit::oidc::{
+        OidcProvider, UPSTREAM_CLIENT_ID, UPSTREAM_CLIENT_SECRET,
+    };
+    let Some(up) = OidcProvider::start_or_skip("upstream.js") else {
+        return;
+    };
+    let corp = UpstreamSettings {
+        name: Some("Corp ID".into()),
+        issuer: Some(up.issuer.clone()),
+        client_id: Some(UPSTREAM_CLIENT_ID.into()),
+        client_secret: Some(UPSTREAM_CLIENT_SECRET.into()),
+        domains: Some(vec!["corp.test".into()]),
+        ..UpstreamSettings::default()
+    };
+    let w = World::with_settings(latchkey_server::config::Settings {
+        upstream: Some([("corp".to_owned(), corp)].into_iter().collect()),
+        ..latchkey_server::config::Settings::default()
+    })
+    .await;
+    let chrome = Chrome::start().await;
+    let pending =
+        Pending::spawn(w.command(&["login", "--web", "--no-browser", "--name", "sso-box"]));
+    let url = pending.url().await;
+    chrome
+        .driver
+        .goto(&url)
+        .await
+        .expect("open the sign-in URL");
+
+    let signin = wait_for(&chrome, "the sign-in page", |t| {
+        t.contains("Continue with Corp ID")
+    })
+    .await;
+    assert!(signin.contains("Continue with SSO"), "{signin}");
+    chrome.screenshot("sso-1-signin").await;
+    chrome.click("a.provider[href^='/sso/corp']").await;
+
+    // The provider's own pages: its sign-in form, then its consent.
+    wait_at(&chrome, &up.issuer, "the provider's sign-in page", |t| {
+        t.contains("Sign-in")
+    })
+    .await;
+    chrome
+        .driver
+        .find(By::Name("login"))
+        .await
+        .expect("the provider's login field");
+    chrome.fill("login", "ivy").await;
+    chrome.fill("password", "any password").await;
+    chrome.screenshot("sso-2-provider-signin").await;
+    chrome.click("button[type=submit]").await;
+    wait_at(&chrome, &up.issuer, "the provider's consent page", |t| {
+        t.contains("Continue")
+    })
+    .await;
+    chrome.screenshot("sso-3-provider-consent").await;
+    chrome.click("button[type=submit]").await;
+
+    // Back at latchkeyd, signed in as the new user: approve the CLI.
+    let consent = wait_at(&chrome, &w.url(), "latchkeyd's consent page", |t| {
+        t.contains("Approve")
+    })
+    .await;
+    assert!(consent.contains("ivy@example.com"), "{consent}");
+    chrome.screenshot("sso-4-consent").await;
+    chrome.click("button[value=approve]").await;
+    let done = wait_for(&chrome, "the CLI's success page", |t| {
+        t.contains("close this tab")
+    })
+    .await;
+    assert!(done.contains("ivy@example.com"), "{done}");
+    chrome.screenshot("sso-5-done").await;
+    pending
+        .finish()
+        .await
+        .success()
+        .stderr_has("Signed in as ivy@example.com");
+    chrome.quit().await;
+    let who = w.run(&["whoami", "--json"]).await.success();
+    let v: serde_json::Value = serde_json::from_str(&who.stdout).unwrap();
+    assert_eq!(v["user"]["email"], "ivy@example.com");
+    assert_eq!(v["user"]["name"], "Ivy");
+}

@@ -7,6 +7,7 @@ use latchkey_server::config::{Config, Settings};
 use latchkey_server::domain::accounts;
 use latchkey_server::domain::clock::{Clock, SystemClock};
 use latchkey_server::domain::keys::{self, KeySet};
+use latchkey_server::federation::config::Protocol;
 use latchkey_server::state::key_grace;
 use latchkey_server::store::{Store, StoreError};
 use std::io::BufRead;
@@ -44,11 +45,28 @@ enum Cmd {
     /// Accounts: create, disable, enable.
     #[command(subcommand)]
     Users(UsersCmd),
-    /// Validate the settings and print the effective configuration (database password hidden).
+    /// Organizations' email domains: verify one without DNS (the operator vouches for it).
+    #[command(subcommand)]
+    Orgs(OrgsCmd),
+    /// Validate the settings and print the effective configuration (database password and
+    /// client secrets hidden) and the upstream identity providers.
     CheckConfig {
-        /// Also connect to the database and report its migrations.
+        /// Also connect to the database and report its migrations, and fetch each upstream
+        /// provider's discovery document.
         #[arg(long)]
         connect: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OrgsCmd {
+    /// Mark a domain the organization claimed on its page as verified, instead of the DNS
+    /// TXT record (for domains you, the operator, know belong to it).
+    VerifyDomain {
+        /// Organization slug.
+        org: String,
+        /// Email domain, as added on the organization's page.
+        domain: String,
     },
 }
 
@@ -119,7 +137,8 @@ fn run() -> anyhow::Result<()> {
         Some(p) => Settings::from_file(p)?,
         None => Settings::default(),
     };
-    let config = Config::from_settings(args.settings.or(file))?;
+    let env_upstreams = Settings::from_env_upstreams()?;
+    let config = Config::from_settings(args.settings.or(env_upstreams).or(file))?;
     let command = args.command.unwrap_or(Cmd::Serve);
     if let Cmd::CheckConfig { connect: false } = command {
         print_config(&config);
@@ -136,8 +155,10 @@ fn run() -> anyhow::Result<()> {
             Cmd::Migrate => migrate(&config).await,
             Cmd::Keys(k) => keys_cmd(&config, k).await,
             Cmd::Users(u) => users_cmd(&config, u).await,
+            Cmd::Orgs(o) => orgs_cmd(&config, o).await,
             Cmd::CheckConfig { .. } => {
                 print_config(&config);
+                check_upstreams(&config).await?;
                 let store = open(&config).await?;
                 let status = store.schema_status().await?;
                 store.close().await;
@@ -422,6 +443,83 @@ fn print_config(config: &Config) {
     shown.database_url = redact_url(&config.database_url);
     println!("Configuration is valid.");
     println!("{shown:#?}");
+    if config.upstreams.is_empty() {
+        println!("upstream providers: none");
+    } else {
+        println!("upstream providers:");
+        for p in &config.upstreams {
+            let at = match &p.protocol {
+                Protocol::Oidc { issuer } => issuer.clone(),
+                Protocol::OAuth2(o) => o.authorization.to_string(),
+            };
+            println!(
+                "  {id:<12} \"Continue with {name}\" ({preset}) {at}; client {client}, secret {secret}{domains}",
+                id = p.id,
+                name = p.name,
+                preset = p.preset,
+                client = p.client_id,
+                secret = if p.client_secret.is_some() {
+                    "set"
+                } else {
+                    "none (PKCE only)"
+                },
+                domains = if p.domains.is_empty() {
+                    String::new()
+                } else {
+                    format!("; SSO for {}", p.domains.join(", "))
+                },
+            );
+        }
+    }
+}
+
+/// Fetches each upstream provider's discovery document; fails naming the first that does not
+/// answer.
+async fn check_upstreams(config: &Config) -> anyhow::Result<()> {
+    let fed = latchkey_server::federation::Federation::new();
+    for p in &config.upstreams {
+        match fed.endpoints(p, SystemClock.now()).await {
+            Ok(e) => println!(
+                "upstream {}: reachable, authorization at {}",
+                p.id, e.authorization
+            ),
+            Err(e) => bail!("upstream {}: {e}", p.id),
+        }
+    }
+    Ok(())
+}
+
+async fn orgs_cmd(config: &Config, cmd: OrgsCmd) -> anyhow::Result<()> {
+    let store = open_current(config).await?;
+    let result = async {
+        match cmd {
+            OrgsCmd::VerifyDomain { org, domain } => {
+                let domain = latchkey_server::federation::config::normalize_domain(&domain)
+                    .map_err(anyhow::Error::msg)?;
+                let o = store
+                    .org(&org)
+                    .await?
+                    .with_context(|| format!("no organization `{org}`"))?;
+                match store.verify_org_domain(&o.id, &domain, SystemClock.now()).await {
+                    Ok(true) => {
+                        println!("{domain} is verified for {} ({}).", o.name, o.slug);
+                        Ok(())
+                    }
+                    Ok(false) => bail!(
+                        "{} has not added {domain}; an admin adds it on the organization's page first",
+                        o.slug
+                    ),
+                    Err(latchkey_server::store::StoreError::Conflict) => {
+                        bail!("another organization has already verified {domain}")
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+    }
+    .await;
+    store.close().await;
+    result
 }
 
 /// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.

@@ -9,6 +9,7 @@
 //! | invite members, revoke invitations | ✓ | ✓ | | |
 //! | change roles, remove members | ✓ | ✓ (not owners, not to owner) | | |
 //! | rename the org | ✓ | ✓ | | |
+//! | set up single sign-on and domains | ✓ | ✓ | | |
 //! | transfer ownership | ✓ | | | |
 //! | leave the org | ✓ (if another owner remains) | ✓ | ✓ | ✓ |
 //!
@@ -33,6 +34,8 @@ pub enum Action {
     ManageMembers,
     /// Rename the org.
     Rename,
+    /// Set up the org's single sign-on, its email domains, and require SSO.
+    ConfigureSso,
     /// Make someone else the owner.
     TransferOwnership,
     /// Leave the org.
@@ -40,7 +43,7 @@ pub enum Action {
 }
 
 /// Every action, for exhaustive tests and documentation.
-pub const ACTIONS: [Action; 9] = [
+pub const ACTIONS: [Action; 10] = [
     Action::View,
     Action::Use,
     Action::CreateApiKey,
@@ -48,6 +51,7 @@ pub const ACTIONS: [Action; 9] = [
     Action::Invite,
     Action::ManageMembers,
     Action::Rename,
+    Action::ConfigureSso,
     Action::TransferOwnership,
     Action::Leave,
 ];
@@ -58,7 +62,9 @@ pub fn allowed(role: Role, action: Action) -> bool {
     match action {
         A::View | A::CreateApiKey | A::Leave => true,
         A::Use => role <= Role::Member,
-        A::ManageApiKeys | A::Invite | A::ManageMembers | A::Rename => role <= Role::Admin,
+        A::ManageApiKeys | A::Invite | A::ManageMembers | A::Rename | A::ConfigureSso => {
+            role <= Role::Admin
+        }
         A::TransferOwnership => role == Role::Owner,
     }
 }
@@ -94,22 +100,26 @@ mod tests {
     /// The whole matrix, one row per role, in ACTIONS order.
     #[test]
     fn every_role_action_pair() {
-        let expected: [(R, [bool; 9]); 4] = [
+        let expected: [(R, [bool; 10]); 4] = [
             (
                 R::Owner,
-                [true, true, true, true, true, true, true, true, true],
+                [true, true, true, true, true, true, true, true, true, true],
             ),
             (
                 R::Admin,
-                [true, true, true, true, true, true, true, false, true],
+                [true, true, true, true, true, true, true, true, false, true],
             ),
             (
                 R::Member,
-                [true, true, true, false, false, false, false, false, true],
+                [
+                    true, true, true, false, false, false, false, false, false, true,
+                ],
             ),
             (
                 R::Viewer,
-                [true, false, true, false, false, false, false, false, true],
+                [
+                    true, false, true, false, false, false, false, false, false, true,
+                ],
             ),
         ];
         for (role, row) in expected {

@@ -42,7 +42,7 @@ pub fn relative(now: i64, t: i64) -> String {
 }
 
 /// Redirects to sign-in (coming back to `here`) when nobody is signed in.
-fn require_user(ctx: &WebCtx, here: &str) -> Result<UserRow, Box<Response>> {
+pub fn require_user(ctx: &WebCtx, here: &str) -> Result<UserRow, Box<Response>> {
     match &ctx.user {
         Some(u) => Ok(u.clone()),
         None => Err(Box::new(
@@ -164,9 +164,16 @@ async fn account_page(
             })
         })
         .collect();
+    let identities = match super::sso_admin::identities_context(st, user).await {
+        Ok(v) => v,
+        Err(e) => return ctx.internal(&e),
+    };
     let mut ctx_json = json!({
         "main_class": "wide", "sessions": sessions, "orgs": orgs, "api_keys": api_keys,
     });
+    if let (Some(m), Value::Object(e)) = (ctx_json.as_object_mut(), identities) {
+        m.extend(e);
+    }
     if let (Some(m), Value::Object(e)) = (ctx_json.as_object_mut(), extra) {
         m.extend(e);
     }
@@ -193,6 +200,15 @@ fn notice_text(done: Option<&str>) -> Option<&'static str> {
         "invitation-revoked" => "Invitation revoked.",
         "joined" => "Welcome! You joined the organization.",
         "created" => "Organization created.",
+        "linked" => "Sign-in method linked. You can use it to sign in from now on.",
+        "unlinked" => "Sign-in method unlinked.",
+        "sso-saved" => "Single sign-on saved.",
+        "sso-removed" => "Single sign-on removed.",
+        "sso-required" => "Members from your verified domains must now sign in with SSO.",
+        "sso-optional" => "SSO is no longer required.",
+        "domain-added" => "Domain added. Publish the TXT record below, then verify it.",
+        "domain-verified" => "Domain verified.",
+        "domain-removed" => "Domain removed.",
         _ => return None,
     })
 }
@@ -282,10 +298,12 @@ pub async fn change_password(
         .await;
     }
     let phc = user.password_hash.clone();
-    let ok = st
-        .hash_work(move || accounts::verify_password(&current, phc.as_deref()))
-        .await
-        .unwrap_or(false);
+    // Someone who signs in only through a provider has no password to confirm yet.
+    let ok = phc.is_none()
+        || st
+            .hash_work(move || accounts::verify_password(&current, phc.as_deref()))
+            .await
+            .unwrap_or(false);
     if !ok {
         return account_page(
             &st,
@@ -409,7 +427,7 @@ fn actor(user: &UserRow) -> Actor<'_> {
 }
 
 /// Renders `/orgs/{slug}`.
-async fn org_page(
+pub async fn org_page(
     st: &AppState,
     ctx: &WebCtx,
     user: &UserRow,
@@ -461,6 +479,10 @@ async fn org_page(
         .iter()
         .map(|i| json!({"id": i.id, "email": i.email, "role": i.role}))
         .collect();
+    let sso = match super::sso_admin::org_sso_context(st, &org, role).await {
+        Ok(v) => v,
+        Err(e) => return ctx.internal(&e),
+    };
     let mut c = json!({
         "main_class": "wide",
         "org": {"name": org.name, "slug": org.slug},
@@ -472,6 +494,7 @@ async fn org_page(
         "invitations": invitations,
         "can_invite": roles::allowed(role, Action::Invite),
         "can_transfer": roles::allowed(role, Action::TransferOwnership),
+        "sso": sso,
     });
     if let (Some(m), Value::Object(e)) = (c.as_object_mut(), extra) {
         m.extend(e);

@@ -11,4 +11,6 @@ pub mod observe;
 pub mod ops;
 pub mod orgs;
 pub mod pages;
+pub mod sso;
+pub mod sso_admin;
 pub mod web;

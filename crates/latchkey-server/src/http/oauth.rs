@@ -637,6 +637,13 @@ async fn password_grant(
         .map_err(too_many)?;
     let wrong = || OAuthError::invalid_grant("wrong email or password");
     let email = crate::domain::accounts::normalize_email(username).map_err(|_| wrong())?;
+    if let Some((org, domain)) = super::sso::sso_required(state, &email).await? {
+        state.metrics.login("password", "sso_required");
+        return Err(OAuthError::invalid_grant(format!(
+            "{org} requires single sign-on for {domain} addresses, so password sign-in is off; \
+             sign in through the browser (browser or device login) and use \"Continue with SSO\""
+        )));
+    }
     state
         .signin_per_account
         .check(&email, now)

@@ -33,6 +33,11 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("account.html", include_str!("../templates/account.html")),
     ("org.html", include_str!("../templates/org.html")),
     ("invite.html", include_str!("../templates/invite.html")),
+    (
+        "sso_email.html",
+        include_str!("../templates/sso_email.html"),
+    ),
+    ("sso_link.html", include_str!("../templates/sso_link.html")),
 ];
 
 /// The copy-button script.

@@ -94,7 +94,8 @@ fn internal_page(state: &AppState, e: &dyn std::fmt::Display) -> Response {
     )
 }
 
-fn cookie_header(name: &str, value: &str, max_age: i64, secure: bool) -> HeaderValue {
+/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Secure on https.
+pub fn cookie_header(name: &str, value: &str, max_age: i64, secure: bool) -> HeaderValue {
     let s = format!(
         "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
         if secure { "; Secure" } else { "" }
@@ -103,11 +104,24 @@ fn cookie_header(name: &str, value: &str, max_age: i64, secure: bool) -> HeaderV
 }
 
 impl WebCtx {
+    /// The server state.
+    pub fn state(&self) -> &SharedState {
+        &self.state
+    }
+
     /// The context shared by all templates.
     fn base(&self, title: &str) -> Value {
+        let upstreams: Vec<Value> = self
+            .state
+            .config
+            .upstreams
+            .iter()
+            .map(|p| json!({"id": p.id, "name": p.name}))
+            .collect();
         json!({
             "title": title,
             "csrf": self.csrf,
+            "upstreams": upstreams,
             "allow_signup": self.state.config.allow_signup,
             "user": self.user.as_ref().map(|u| json!({"email": u.email, "name": u.name})),
         })
@@ -127,6 +141,23 @@ impl WebCtx {
             heading,
             status,
             json!({"heading": heading, "message": message, "ok": ok}),
+        )
+    }
+
+    /// A message page with one link onwards.
+    pub fn message_link(
+        &self,
+        status: StatusCode,
+        heading: &str,
+        message: &str,
+        link: &str,
+        link_text: &str,
+    ) -> Response {
+        self.page(
+            "message.html",
+            heading,
+            status,
+            json!({"heading": heading, "message": message, "ok": false, "link": link, "link_text": link_text}),
         )
     }
 
@@ -171,7 +202,7 @@ impl WebCtx {
     }
 
     /// Starts a web session for `user` and redirects to `next`.
-    async fn sign_in_and_redirect(
+    pub async fn sign_in_and_redirect(
         &self,
         user: &UserRow,
         next: &str,
@@ -285,11 +316,12 @@ pub async fn signin_page(ctx: WebCtx, Query(q): Query<NextQuery>) -> Response {
     if ctx.user.is_some() {
         return Redirect::to(&next).into_response();
     }
+    let sso = super::sso::sso_offered(&ctx.state).await;
     ctx.page(
         "signin.html",
         "Sign in",
         StatusCode::OK,
-        json!({"next": next, "email": "", "notice": signin_notice(&next)}),
+        json!({"next": next, "email": "", "notice": signin_notice(&next), "sso": sso}),
     )
 }
 
@@ -306,12 +338,13 @@ pub async fn signin_submit(
     let st = ctx.state.clone();
     let next = safe_next(form.get("next"));
     let email_raw = form.get("email").unwrap_or("").to_owned();
+    let sso = super::sso::sso_offered(&st).await;
     let fail = |status: StatusCode, msg: &str| {
         ctx.page(
             "signin.html",
             "Sign in",
             status,
-            json!({"next": next, "email": email_raw, "error": msg}),
+            json!({"next": next, "email": email_raw, "error": msg, "sso": sso}),
         )
     };
     let now = st.now();
@@ -329,6 +362,14 @@ pub async fn signin_submit(
     let Ok(email) = normalize_email(&email_raw) else {
         return fail(StatusCode::UNAUTHORIZED, "Wrong email or password.");
     };
+    match super::sso::sso_required_message(&st, &email).await {
+        Ok(Some(msg)) => {
+            st.metrics.login("web", "sso_required");
+            return fail(StatusCode::FORBIDDEN, &msg);
+        }
+        Ok(None) => {}
+        Err(e) => return internal_page(&st, &e),
+    }
     if st.signin_per_account.check(&email, now).is_err()
         || st.password_backoff.check(&email, now).is_err()
     {
@@ -443,6 +484,11 @@ pub async fn signup_submit(
         Ok(e) => e,
         Err(msg) => return fail(StatusCode::BAD_REQUEST, msg),
     };
+    match super::sso::sso_required_message(&st, &email).await {
+        Ok(Some(msg)) => return fail(StatusCode::FORBIDDEN, &msg),
+        Ok(None) => {}
+        Err(e) => return internal_page(&st, &e),
+    }
     let password = form.get("password").unwrap_or("").to_owned();
     if let Err(msg) = validate_new_password(&password) {
         return fail(StatusCode::BAD_REQUEST, msg);

@@ -6,6 +6,7 @@ mod admin;
 mod api_keys;
 mod codes;
 mod device;
+mod federation;
 mod keys;
 mod orgs;
 mod secrets;
@@ -17,6 +18,10 @@ pub use admin::DisabledUser;
 pub use api_keys::{ApiKeyRow, KEY_CACHE_TTL_S};
 pub use codes::{AuthCodeRow, RedeemOutcome};
 pub use device::DeviceRow;
+pub use federation::{
+    IdentityRow, OrgDomainRow, OrgSsoRow, PendingLinkRow, SsoRequirement, UnlinkError,
+    UpstreamLoginRow,
+};
 pub use orgs::{InvitationRow, MemberRow, OrgChangeError, OrgRow};
 pub use sessions::{NewSession, RotateOutcome, SessionRow};
 pub use users::{MembershipRow, UserRow};
@@ -87,6 +92,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "server_secrets",
         include_str!("../../migrations/sqlite/0005_server_secrets.sql"),
         include_str!("../../migrations/postgres/0005_server_secrets.sql"),
+    ),
+    (
+        6,
+        "federation",
+        include_str!("../../migrations/sqlite/0006_federation.sql"),
+        include_str!("../../migrations/postgres/0006_federation.sql"),
     ),
     (
         20,
@@ -335,7 +346,17 @@ impl Store {
             .execute(&self.pool)
             .await?
             .rows_affected();
-        Ok(a + b + c)
+        let mut d = 0;
+        for table in ["upstream_logins", "pending_links"] {
+            d += sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE expires_at < $1"
+            )))
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        }
+        Ok(a + b + c + d)
     }
 
     /// Device authorizations still waiting for the user (all replicas).

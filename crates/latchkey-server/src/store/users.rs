@@ -76,56 +76,10 @@ impl Store {
         anonymous: bool,
         now: i64,
     ) -> Result<UserRow> {
-        let id = new_id("usr_");
-        let org_id = new_id("org_");
-        let org_name = match (name, email) {
-            (Some(n), _) if !n.is_empty() => format!("{n}'s org"),
-            (_, Some(e)) => format!("{e}'s org"),
-            _ => "Anonymous".to_owned(),
-        };
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO users (id, email, name, password_hash, anonymous, disabled, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 0, $6, $6)",
-        )
-        .bind(&id)
-        .bind(email)
-        .bind(name)
-        .bind(password_hash)
-        .bind(i64::from(anonymous))
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_unique)?;
-        sqlx::query(
-            "INSERT INTO orgs (id, slug, name, personal, created_at) VALUES ($1, $2, $3, 1, $4)",
-        )
-        .bind(&org_id)
-        .bind(personal_org_slug(email))
-        .bind(&org_name)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_unique)?;
-        sqlx::query(
-            "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&org_id)
-        .bind(&id)
-        .bind(Role::Owner.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let user = insert_user(&mut tx, email, name, password_hash, anonymous, now).await?;
         tx.commit().await?;
-        Ok(UserRow {
-            id,
-            email: email.map(str::to_owned),
-            name: name.map(str::to_owned),
-            password_hash: password_hash.map(str::to_owned),
-            anonymous,
-            disabled: false,
-            created_at: now,
-        })
+        Ok(user)
     }
 
     /// Looks a user up by normalized email.
@@ -280,4 +234,64 @@ impl Store {
         self.keys_changed();
         Ok(())
     }
+}
+
+/// Inserts a user and their personal organization (where they are `owner`) inside `tx`.
+/// `Err(Conflict)` when the email is taken.
+pub(super) async fn insert_user(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    email: Option<&str>,
+    name: Option<&str>,
+    password_hash: Option<&str>,
+    anonymous: bool,
+    now: i64,
+) -> Result<UserRow> {
+    let id = new_id("usr_");
+    let org_id = new_id("org_");
+    let org_name = match (name, email) {
+        (Some(n), _) if !n.is_empty() => format!("{n}'s org"),
+        (_, Some(e)) => format!("{e}'s org"),
+        _ => "Anonymous".to_owned(),
+    };
+    sqlx::query(
+        "INSERT INTO users (id, email, name, password_hash, anonymous, disabled, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, 0, $6, $6)",
+    )
+    .bind(&id)
+    .bind(email)
+    .bind(name)
+    .bind(password_hash)
+    .bind(i64::from(anonymous))
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_unique)?;
+    sqlx::query(
+        "INSERT INTO orgs (id, slug, name, personal, created_at) VALUES ($1, $2, $3, 1, $4)",
+    )
+    .bind(&org_id)
+    .bind(personal_org_slug(email))
+    .bind(&org_name)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_unique)?;
+    sqlx::query(
+        "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&org_id)
+    .bind(&id)
+    .bind(Role::Owner.as_str())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(UserRow {
+        id,
+        email: email.map(str::to_owned),
+        name: name.map(str::to_owned),
+        password_hash: password_hash.map(str::to_owned),
+        anonymous,
+        disabled: false,
+        created_at: now,
+    })
 }

@@ -9,6 +9,7 @@ mod bad_input;
 mod binary;
 mod crash;
 mod device_flow;
+mod federation;
 mod fuzz;
 mod interop;
 mod keys;

@@ -1,0 +1,624 @@
+//! The relying-party side of upstream sign-in: OpenID discovery and JWKS (cached), the
+//! authorization request (code + PKCE S256 + `state` + `nonce`), the code exchange, ID token
+//! validation (OpenID Connect Core §3.1.3.7) and userinfo, or for plain OAuth 2.0 providers the
+//! userinfo mapping.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use url::Url;
+
+use super::config::{Protocol, UpstreamConfig};
+use crate::domain::secrets::constant_time_eq;
+
+/// How long a discovery document or key set is used before it is fetched again, seconds.
+const CACHE_SECS: i64 = 3600;
+/// A key set is fetched again for an unknown `kid` at most this often, seconds.
+const JWKS_REFETCH_SECS: i64 = 30;
+/// Clock skew allowed on `exp` and `iat`, seconds.
+const SKEW_SECS: i64 = 120;
+
+/// Why an upstream sign-in failed. Display texts are safe to log and show: no secret, code or
+/// token is ever part of them.
+#[derive(Debug, thiserror::Error)]
+pub enum FederationError {
+    /// The provider could not be reached or answered nonsense.
+    #[error("the provider could not be reached: {0}")]
+    Unreachable(String),
+    /// The provider's token endpoint refused the code.
+    #[error("the provider refused the sign-in: {0}")]
+    Refused(String),
+    /// The ID token or the answer failed validation.
+    #[error("the provider's answer failed validation: {0}")]
+    Invalid(String),
+    /// The ID token's nonce is not the one this sign-in sent.
+    #[error("the ID token's nonce does not match this sign-in")]
+    NonceMismatch,
+}
+
+/// Endpoints of a provider, from discovery or configuration.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// Issuer (OpenID) as in the discovery document.
+    pub issuer: Option<String>,
+    /// Authorization endpoint.
+    pub authorization: Url,
+    /// Token endpoint.
+    pub token: Url,
+    /// Userinfo endpoint.
+    pub userinfo: Option<Url>,
+    /// Email list endpoint (plain OAuth 2.0).
+    pub emails: Option<Url>,
+    /// JWKS (OpenID).
+    pub jwks: Option<Url>,
+    /// Whether the token endpoint takes the client secret in the form instead of Basic.
+    pub secret_in_body: bool,
+}
+
+#[derive(Deserialize)]
+struct Discovery {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    userinfo_endpoint: Option<String>,
+    jwks_uri: String,
+    #[serde(default)]
+    token_endpoint_auth_methods_supported: Vec<String>,
+}
+
+/// Who the provider says signed in.
+#[derive(Clone)]
+pub struct UpstreamIdentity {
+    /// Stable id at the provider.
+    pub subject: String,
+    /// Email address, when shared.
+    pub email: Option<String>,
+    /// Whether the provider vouches for the address.
+    pub email_verified: bool,
+    /// Display name.
+    pub name: Option<String>,
+    /// The issuer that asserted it (the ID token's `iss`; for OAuth 2.0 the authorization
+    /// endpoint's origin).
+    pub issuer: String,
+}
+
+impl std::fmt::Debug for UpstreamIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamIdentity")
+            .field("issuer", &self.issuer)
+            .field("email_verified", &self.email_verified)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the authorization request carried, needed again at the callback.
+pub struct Pending<'a> {
+    /// PKCE verifier.
+    pub verifier: &'a str,
+    /// The `nonce` sent.
+    pub nonce: &'a str,
+    /// The redirect URI sent.
+    pub redirect_uri: &'a str,
+}
+
+/// A key set and when it was fetched.
+type CachedKeys = (i64, Arc<Vec<Value>>);
+
+/// HTTP client and caches, shared by every request.
+pub struct Federation {
+    http: reqwest::Client,
+    discovery: Mutex<HashMap<String, (i64, Arc<Endpoints>)>>,
+    jwks: Mutex<HashMap<String, CachedKeys>>,
+}
+
+impl Default for Federation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn unreachable(url: &Url, e: &reqwest::Error) -> FederationError {
+    // reqwest errors name the URL; ours never carry secrets in URLs (codes go in bodies).
+    let why = if e.is_timeout() {
+        "timed out".to_owned()
+    } else if e.is_connect() {
+        "connection refused or failed".to_owned()
+    } else {
+        let mut s = e.to_string();
+        if let Some(u) = e.url() {
+            s = s.replace(u.as_str(), "");
+        }
+        s
+    };
+    FederationError::Unreachable(format!(
+        "{}: {why}",
+        url.host_str().unwrap_or("the provider")
+    ))
+}
+
+fn claim_str(claims: &Map<String, Value>, key: &str) -> Option<String> {
+    match claims.get(key)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn claim_true(claims: &Map<String, Value>, key: &str) -> Option<bool> {
+    match claims.get(key)? {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => Some(s == "true"),
+        _ => None,
+    }
+}
+
+impl Federation {
+    /// A client with short timeouts and no redirects (endpoints answer directly).
+    pub fn new() -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("latchkeyd/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Self {
+            http,
+            discovery: Mutex::default(),
+            jwks: Mutex::default(),
+        }
+    }
+
+    async fn get_json(&self, url: &Url, bearer: Option<&str>) -> Result<Value, FederationError> {
+        let mut req = self
+            .http
+            .get(url.clone())
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.map_err(|e| unreachable(url, &e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(FederationError::Unreachable(format!(
+                "{} answered {status}",
+                url.host_str().unwrap_or("the provider")
+            )));
+        }
+        resp.json::<Value>().await.map_err(|_| {
+            FederationError::Unreachable(format!(
+                "{} did not answer with JSON",
+                url.host_str().unwrap_or("the provider")
+            ))
+        })
+    }
+
+    /// The provider's endpoints: configured, or from its discovery document (cached an hour;
+    /// a failed fetch is not cached).
+    pub async fn endpoints(
+        &self,
+        p: &UpstreamConfig,
+        now: i64,
+    ) -> Result<Arc<Endpoints>, FederationError> {
+        let issuer = match &p.protocol {
+            Protocol::OAuth2(o) => {
+                return Ok(Arc::new(Endpoints {
+                    issuer: None,
+                    authorization: o.authorization.clone(),
+                    token: o.token.clone(),
+                    userinfo: Some(o.userinfo.clone()),
+                    emails: o.emails.clone(),
+                    jwks: None,
+                    secret_in_body: false,
+                }));
+            }
+            Protocol::Oidc { issuer } => issuer,
+        };
+        if let Ok(cache) = self.discovery.lock()
+            && let Some((at, e)) = cache.get(issuer)
+            && now - at < CACHE_SECS
+        {
+            return Ok(e.clone());
+        }
+        let url = Url::parse(&format!("{issuer}/.well-known/openid-configuration"))
+            .map_err(|e| FederationError::Unreachable(e.to_string()))?;
+        let doc: Discovery =
+            serde_json::from_value(self.get_json(&url, None).await?).map_err(|e| {
+                FederationError::Unreachable(format!("its discovery document is incomplete: {e}"))
+            })?;
+        // OpenID Connect Discovery §4.3: the document must name the issuer it was fetched for.
+        let same = doc.issuer.trim_end_matches('/') == issuer
+            || (p.tenant_issuer && doc.issuer.contains("{tenantid}"));
+        if !same {
+            return Err(FederationError::Invalid(format!(
+                "the discovery document names issuer {} instead of {issuer}",
+                doc.issuer
+            )));
+        }
+        let parse = |s: &str| {
+            Url::parse(s).map_err(|e| {
+                FederationError::Unreachable(format!("bad endpoint in discovery `{s}`: {e}"))
+            })
+        };
+        let methods = &doc.token_endpoint_auth_methods_supported;
+        let e = Arc::new(Endpoints {
+            issuer: Some(doc.issuer.trim_end_matches('/').to_owned()),
+            authorization: parse(&doc.authorization_endpoint)?,
+            token: parse(&doc.token_endpoint)?,
+            userinfo: doc.userinfo_endpoint.as_deref().map(parse).transpose()?,
+            emails: None,
+            jwks: Some(parse(&doc.jwks_uri)?),
+            secret_in_body: !methods.is_empty()
+                && !methods.iter().any(|m| m == "client_secret_basic")
+                && methods.iter().any(|m| m == "client_secret_post"),
+        });
+        if let Ok(mut cache) = self.discovery.lock() {
+            cache.insert(issuer.clone(), (now, e.clone()));
+        }
+        Ok(e)
+    }
+
+    /// The URL that sends the browser to the provider.
+    #[allow(clippy::too_many_arguments)]
+    pub fn authorization_url(
+        &self,
+        p: &UpstreamConfig,
+        ep: &Endpoints,
+        redirect_uri: &str,
+        state: &str,
+        nonce: &str,
+        challenge: &str,
+        login_hint: Option<&str>,
+    ) -> Url {
+        let mut u = ep.authorization.clone();
+        {
+            let mut q = u.query_pairs_mut();
+            q.append_pair("response_type", "code")
+                .append_pair("client_id", &p.client_id)
+                .append_pair("redirect_uri", redirect_uri)
+                .append_pair("state", state)
+                .append_pair("code_challenge", challenge)
+                .append_pair("code_challenge_method", "S256");
+            if !p.scopes.is_empty() {
+                q.append_pair("scope", &p.scopes.join(" "));
+            }
+            if matches!(p.protocol, Protocol::Oidc { .. }) {
+                q.append_pair("nonce", nonce);
+            }
+            if let Some(h) = login_hint {
+                q.append_pair("login_hint", h);
+            }
+        }
+        u
+    }
+
+    /// Exchanges the code and finds out who signed in.
+    pub async fn finish(
+        &self,
+        p: &UpstreamConfig,
+        ep: &Endpoints,
+        code: &str,
+        pending: &Pending<'_>,
+        now: i64,
+    ) -> Result<UpstreamIdentity, FederationError> {
+        let mut form: Vec<(&str, &str)> = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", pending.redirect_uri),
+            ("code_verifier", pending.verifier),
+        ];
+        let mut req = self
+            .http
+            .post(ep.token.clone())
+            .header(reqwest::header::ACCEPT, "application/json");
+        match &p.client_secret {
+            Some(secret) if ep.secret_in_body => {
+                form.push(("client_id", &p.client_id));
+                form.push(("client_secret", secret.expose()));
+            }
+            Some(secret) => {
+                // RFC 6749 §2.3.1: both parts form-encoded before Basic encoding.
+                let enc = |s: &str| {
+                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                };
+                let basic =
+                    STANDARD.encode(format!("{}:{}", enc(&p.client_id), enc(secret.expose())));
+                req = req.header(reqwest::header::AUTHORIZATION, format!("Basic {basic}"));
+            }
+            None => form.push(("client_id", &p.client_id)),
+        }
+        let resp = req
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| unreachable(&ep.token, &e))?;
+        let status = resp.status();
+        let body: Value = resp.json().await.map_err(|_| {
+            FederationError::Unreachable(format!(
+                "the token endpoint answered {status} without JSON"
+            ))
+        })?;
+        // GitHub answers errors with 200.
+        if let Some(err) = body.get("error").and_then(Value::as_str) {
+            let desc = body
+                .get("error_description")
+                .and_then(Value::as_str)
+                .map(|d| format!(" ({})", d.chars().take(200).collect::<String>()))
+                .unwrap_or_default();
+            return Err(FederationError::Refused(format!("{err}{desc}")));
+        }
+        if !status.is_success() {
+            return Err(FederationError::Refused(format!(
+                "the token endpoint answered {status}"
+            )));
+        }
+        let access_token = body.get("access_token").and_then(Value::as_str);
+        match &p.protocol {
+            Protocol::Oidc { issuer } => {
+                let id_token = body
+                    .get("id_token")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        FederationError::Invalid("the token response has no id_token".into())
+                    })?;
+                let claims = self
+                    .validate_id_token(p, ep, issuer, id_token, pending.nonce, now)
+                    .await?;
+                let mut id = self.map_claims(p, &claims, claims_issuer(&claims))?;
+                // Some providers keep the address out of the ID token: ask userinfo.
+                if id.email.is_none()
+                    && let (Some(ui), Some(at)) = (&ep.userinfo, access_token)
+                {
+                    let info = self.get_json(ui, Some(at)).await?;
+                    let info = info.as_object().cloned().unwrap_or_default();
+                    if claim_str(&info, "sub").as_deref() != Some(id.subject.as_str()) {
+                        return Err(FederationError::Invalid(
+                            "userinfo describes another subject than the ID token".into(),
+                        ));
+                    }
+                    let more = self.map_claims(p, &info, id.issuer.clone())?;
+                    id.email = more.email;
+                    id.email_verified = more.email_verified;
+                    id.name = id.name.or(more.name);
+                }
+                Ok(id)
+            }
+            Protocol::OAuth2(o) => {
+                let at = access_token.ok_or_else(|| {
+                    FederationError::Invalid("the token response has no access_token".into())
+                })?;
+                let ui = ep.userinfo.as_ref().ok_or_else(|| {
+                    FederationError::Invalid("no userinfo endpoint is configured".into())
+                })?;
+                let info = self.get_json(ui, Some(at)).await?;
+                let info = info.as_object().cloned().ok_or_else(|| {
+                    FederationError::Invalid("userinfo is not a JSON object".into())
+                })?;
+                let issuer = o.authorization.origin().ascii_serialization();
+                let mut id = self.map_claims(p, &info, issuer)?;
+                if let Some(emails) = &ep.emails {
+                    let list = self.get_json(emails, Some(at)).await?;
+                    let list = list.as_array().cloned().unwrap_or_default();
+                    let pick = |primary_only: bool| {
+                        list.iter().find(|e| {
+                            e.get("verified").and_then(Value::as_bool) == Some(true)
+                                && (!primary_only
+                                    || e.get("primary").and_then(Value::as_bool) == Some(true))
+                        })
+                    };
+                    match pick(true).or_else(|| pick(false)) {
+                        Some(e) => {
+                            id.email = e.get("email").and_then(Value::as_str).map(str::to_owned);
+                            id.email_verified = id.email.is_some();
+                        }
+                        None => id.email_verified = false,
+                    }
+                }
+                Ok(id)
+            }
+        }
+    }
+
+    fn map_claims(
+        &self,
+        p: &UpstreamConfig,
+        claims: &Map<String, Value>,
+        issuer: String,
+    ) -> Result<UpstreamIdentity, FederationError> {
+        let subject = claim_str(claims, &p.claims.subject).ok_or_else(|| {
+            FederationError::Invalid(format!("the `{}` claim is missing", p.claims.subject))
+        })?;
+        let email = claim_str(claims, &p.claims.email);
+        let verified = claim_true(claims, &p.claims.email_verified)
+            // Microsoft Entra: `xms_edov` says the domain owner verified the address.
+            .or_else(|| {
+                (p.preset == "microsoft")
+                    .then(|| claim_true(claims, "xms_edov"))
+                    .flatten()
+            })
+            .unwrap_or(p.trust_email);
+        let name = p.claims.name.iter().find_map(|c| claim_str(claims, c));
+        Ok(UpstreamIdentity {
+            subject,
+            email_verified: email.is_some() && verified,
+            email,
+            name,
+            issuer,
+        })
+    }
+
+    async fn key_set(
+        &self,
+        url: &Url,
+        now: i64,
+        force: bool,
+    ) -> Result<Arc<Vec<Value>>, FederationError> {
+        if let Ok(cache) = self.jwks.lock()
+            && let Some((at, keys)) = cache.get(url.as_str())
+            && (now - at < CACHE_SECS && !force || now - at < JWKS_REFETCH_SECS)
+        {
+            return Ok(keys.clone());
+        }
+        let doc = self.get_json(url, None).await?;
+        let keys = Arc::new(
+            doc.get("keys")
+                .and_then(Value::as_array)
+                .cloned()
+                .ok_or_else(|| FederationError::Unreachable("the JWKS has no keys".into()))?,
+        );
+        if let Ok(mut cache) = self.jwks.lock() {
+            cache.insert(url.as_str().to_owned(), (now, keys.clone()));
+        }
+        Ok(keys)
+    }
+
+    async fn validate_id_token(
+        &self,
+        p: &UpstreamConfig,
+        ep: &Endpoints,
+        configured_issuer: &str,
+        token: &str,
+        nonce: &str,
+        now: i64,
+    ) -> Result<Map<String, Value>, FederationError> {
+        let invalid = |m: &str| FederationError::Invalid(m.to_owned());
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| invalid("the ID token is not a JWS"))?;
+        const ALLOWED: [Algorithm; 9] = [
+            Algorithm::RS256,
+            Algorithm::RS384,
+            Algorithm::RS512,
+            Algorithm::PS256,
+            Algorithm::PS384,
+            Algorithm::PS512,
+            Algorithm::ES256,
+            Algorithm::ES384,
+            Algorithm::EdDSA,
+        ];
+        if !ALLOWED.contains(&header.alg) {
+            return Err(FederationError::Invalid(format!(
+                "the ID token is signed with {:?}; only asymmetric algorithms are accepted",
+                header.alg
+            )));
+        }
+        let jwks_url = ep
+            .jwks
+            .as_ref()
+            .ok_or_else(|| invalid("the provider publishes no JWKS"))?;
+        let mut key = None;
+        for force in [false, true] {
+            let keys = self.key_set(jwks_url, now, force).await?;
+            key = find_key(&keys, header.kid.as_deref(), header.alg);
+            if key.is_some() {
+                break;
+            }
+        }
+        let key =
+            key.ok_or_else(|| invalid("no key of the provider's JWKS matches the ID token"))?;
+        let mut v = Validation::new(header.alg);
+        v.validate_exp = false;
+        v.validate_nbf = false;
+        v.validate_aud = false;
+        v.required_spec_claims.clear();
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &v)
+            .map_err(|_| invalid("the ID token's signature does not verify"))?;
+        let c = data.claims;
+        let iss = claims_issuer(&c);
+        let expected_iss = match (&ep.issuer, p.tenant_issuer) {
+            (Some(doc), true) if doc.contains("{tenantid}") => {
+                let tid = claim_str(&c, "tid").ok_or_else(|| invalid("the ID token has no tid"))?;
+                doc.replace("{tenantid}", &tid)
+            }
+            _ => configured_issuer.to_owned(),
+        };
+        if iss.trim_end_matches('/') != expected_iss {
+            return Err(FederationError::Invalid(format!(
+                "the ID token was issued by {iss}, not {expected_iss}"
+            )));
+        }
+        let auds: Vec<&str> = match c.get("aud") {
+            Some(Value::String(a)) => vec![a.as_str()],
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        };
+        if !auds.contains(&p.client_id.as_str()) {
+            return Err(invalid("the ID token is not meant for this client (aud)"));
+        }
+        if auds.len() > 1 && claim_str(&c, "azp").as_deref() != Some(p.client_id.as_str()) {
+            return Err(invalid(
+                "the ID token has several audiences and another azp",
+            ));
+        }
+        let exp = c
+            .get("exp")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| invalid("the ID token has no exp"))?;
+        if exp + SKEW_SECS < now {
+            return Err(invalid("the ID token has expired"));
+        }
+        if let Some(iat) = c.get("iat").and_then(Value::as_i64)
+            && iat > now + SKEW_SECS
+        {
+            return Err(invalid(
+                "the ID token was issued in the future (check the clocks)",
+            ));
+        }
+        let got = c.get("nonce").and_then(Value::as_str).unwrap_or("");
+        if !constant_time_eq(got.as_bytes(), nonce.as_bytes()) {
+            return Err(FederationError::NonceMismatch);
+        }
+        Ok(c)
+    }
+}
+
+fn claims_issuer(c: &Map<String, Value>) -> String {
+    claim_str(c, "iss").unwrap_or_default()
+}
+
+/// The JWK for `kid` (or the only key usable with `alg` when the token names none).
+fn find_key(keys: &[Value], kid: Option<&str>, alg: Algorithm) -> Option<DecodingKey> {
+    let usable = keys.iter().filter(|k| {
+        k.get("use")
+            .and_then(Value::as_str)
+            .is_none_or(|u| u == "sig")
+            && kid.is_none_or(|kid| k.get("kid").and_then(Value::as_str) == Some(kid))
+    });
+    let candidates: Vec<DecodingKey> = usable
+        .filter_map(|k| serde_json::from_value::<jsonwebtoken::jwk::Jwk>(k.clone()).ok())
+        .filter_map(|jwk| {
+            let family_ok = match (&jwk.algorithm, alg) {
+                (jsonwebtoken::jwk::AlgorithmParameters::RSA(_), a) => {
+                    matches!(
+                        a,
+                        Algorithm::RS256
+                            | Algorithm::RS384
+                            | Algorithm::RS512
+                            | Algorithm::PS256
+                            | Algorithm::PS384
+                            | Algorithm::PS512
+                    )
+                }
+                (jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_), a) => {
+                    matches!(a, Algorithm::ES256 | Algorithm::ES384)
+                }
+                (jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(_), a) => {
+                    a == Algorithm::EdDSA
+                }
+                _ => false,
+            };
+            family_ok
+                .then(|| DecodingKey::from_jwk(&jwk).ok())
+                .flatten()
+        })
+        .collect();
+    if kid.is_none() && candidates.len() != 1 {
+        return None;
+    }
+    candidates.into_iter().next()
+}
