@@ -40,7 +40,7 @@ async fn wait_for_text(chrome: &Chrome, what: &str, ok: impl Fn(&str) -> bool) -
 }
 
 /// Saves a screenshot of the whole page (the window grows to the page's height for it).
-async fn shot(chrome: &Chrome, name: &str) {
+pub(crate) async fn shot(chrome: &Chrome, name: &str) {
     let d = &chrome.driver;
     let dims = d
         .execute(

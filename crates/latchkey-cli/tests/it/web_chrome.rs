@@ -202,6 +202,40 @@ async fn web_login_through_an_upstream_provider_in_chromium() {
         .await
         .success()
         .stderr_has("Signed in as ivy@example.com");
+
+    // The account page lists the linked provider; a new organization offers its own SSO.
+    chrome
+        .driver
+        .goto(format!("{}/account", w.url()))
+        .await
+        .expect("account");
+    let account = wait_for(&chrome, "the account page", |t| {
+        t.contains("Sign-in methods")
+    })
+    .await;
+    assert!(
+        account.contains("Corp ID") && account.contains("Set a password"),
+        "{account}"
+    );
+    crate::browser::shot(&chrome, "sso-6-account").await;
+    chrome
+        .driver
+        .find(By::Css("form[action='/orgs'] input[name=name]"))
+        .await
+        .expect("the new organization's name field")
+        .send_keys("Ivy Labs")
+        .await
+        .expect("type");
+    chrome.click("form[action='/orgs'] button").await;
+    let org = wait_for(&chrome, "the new organization's page", |t| {
+        t.contains("Single sign-on")
+    })
+    .await;
+    assert!(
+        org.contains("/sso/org/") && org.contains("/callback"),
+        "{org}"
+    );
+    crate::browser::shot(&chrome, "sso-7-org").await;
     chrome.quit().await;
     let who = w.run(&["whoami", "--json"]).await.success();
     let v: serde_json::Value = serde_json::from_str(&who.stdout).unwrap();

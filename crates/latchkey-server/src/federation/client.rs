@@ -622,3 +622,227 @@ fn find_key(keys: &[Value], kid: Option<&str>, alg: Algorithm) -> Option<Decodin
     }
     candidates.into_iter().next()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::keys::{KeyEntry, KeySet, generate};
+    use crate::federation::config::UpstreamConfig;
+    use serde_json::json;
+
+    const ISSUER: &str = "https://idp.example";
+    const NOW: i64 = 1_800_000_000;
+
+    fn keyset() -> KeySet {
+        let k = generate();
+        KeySet::new(vec![
+            KeyEntry::from_stored(k.kid, &k.private_b64, 0, 0, None).expect("key"),
+        ])
+    }
+
+    /// A federation whose key cache already holds `ks`'s public keys, and the endpoints.
+    fn federation(ks: &KeySet) -> (Federation, Endpoints, UpstreamConfig) {
+        let fed = Federation::new();
+        let jwks = Url::parse("https://idp.example/jwks").expect("url");
+        let keys = ks.jwks()["keys"].as_array().cloned().expect("keys");
+        fed.jwks
+            .lock()
+            .expect("lock")
+            .insert(jwks.as_str().to_owned(), (NOW, Arc::new(keys)));
+        let ep = Endpoints {
+            issuer: Some(ISSUER.into()),
+            authorization: Url::parse("https://idp.example/authorize").expect("url"),
+            token: Url::parse("https://idp.example/token").expect("url"),
+            userinfo: None,
+            emails: None,
+            jwks: Some(jwks),
+            secret_in_body: false,
+        };
+        let cfg = UpstreamConfig::for_org("acme", "Acme SSO", ISSUER, "client-1", None);
+        (fed, ep, cfg)
+    }
+
+    fn claims() -> Value {
+        json!({
+            "iss": ISSUER, "aud": "client-1", "sub": "u1", "exp": NOW + 300, "iat": NOW,
+            "nonce": "n-123", "email": "Ann@Example.com", "email_verified": true, "name": "Ann",
+        })
+    }
+
+    async fn check(change: impl FnOnce(&mut Value)) -> Result<Map<String, Value>, FederationError> {
+        let ks = keyset();
+        let (fed, ep, cfg) = federation(&ks);
+        let mut c = claims();
+        change(&mut c);
+        let token = ks.sign(NOW, "JWT", &c).expect("sign");
+        fed.validate_id_token(&cfg, &ep, ISSUER, &token, "n-123", NOW)
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_valid_id_token_passes_and_maps_to_an_identity() {
+        let c = check(|_| {}).await.expect("valid");
+        let (fed, _, cfg) = federation(&keyset());
+        let id = fed.map_claims(&cfg, &c, ISSUER.into()).expect("identity");
+        assert_eq!(id.subject, "u1");
+        assert!(id.email_verified);
+        assert_eq!(id.name.as_deref(), Some("Ann"));
+        // Several audiences are fine when azp names us.
+        check(|c| {
+            c["aud"] = json!(["other", "client-1"]);
+            c["azp"] = json!("client-1");
+        })
+        .await
+        .expect("azp");
+    }
+
+    #[tokio::test]
+    async fn every_claim_rule_is_enforced() {
+        let invalid = |r: Result<Map<String, Value>, FederationError>, what: &str| match r {
+            Err(FederationError::Invalid(m)) => assert!(m.contains(what), "{m}"),
+            other => panic!("expected Invalid({what}), got {other:?}"),
+        };
+        invalid(
+            check(|c| c["iss"] = json!("https://evil.example")).await,
+            "issued by",
+        );
+        invalid(check(|c| c["aud"] = json!("someone-else")).await, "aud");
+        invalid(
+            check(|c| c["aud"] = json!(["other", "client-1"])).await,
+            "azp",
+        );
+        invalid(check(|c| c["exp"] = json!(NOW - 3600)).await, "expired");
+        invalid(check(|c| c["iat"] = json!(NOW + 3600)).await, "future");
+        invalid(
+            check(|c| {
+                c.as_object_mut()
+                    .map(|m| m.remove("exp"))
+                    .map(drop)
+                    .unwrap_or(())
+            })
+            .await,
+            "exp",
+        );
+        assert!(matches!(
+            check(|c| c["nonce"] = json!("other")).await,
+            Err(FederationError::NonceMismatch)
+        ));
+        assert!(matches!(
+            check(|c| c
+                .as_object_mut()
+                .map(|m| m.remove("nonce"))
+                .map(drop)
+                .unwrap_or(()))
+            .await,
+            Err(FederationError::NonceMismatch)
+        ));
+    }
+
+    #[tokio::test]
+    async fn signatures_keys_and_algorithms() {
+        let ks = keyset();
+        let (fed, ep, cfg) = federation(&ks);
+        // Signed by a key the provider does not publish.
+        let stranger = keyset().sign(NOW, "JWT", &claims()).expect("sign");
+        let r = fed
+            .validate_id_token(&cfg, &ep, ISSUER, &stranger, "n-123", NOW)
+            .await;
+        assert!(
+            matches!(
+                r,
+                Err(FederationError::Invalid(_)) | Err(FederationError::Unreachable(_))
+            ),
+            "{r:?}"
+        );
+        // A signature over other claims.
+        let good = ks.sign(NOW, "JWT", &claims()).expect("sign");
+        let other = ks.sign(NOW, "JWT", &json!({"sub": "admin"})).expect("sign");
+        let parts: Vec<&str> = good.split('.').collect();
+        let forged = format!(
+            "{}.{}.{}",
+            parts[0],
+            other.split('.').nth(1).expect("payload"),
+            parts[2]
+        );
+        let r = fed
+            .validate_id_token(&cfg, &ep, ISSUER, &forged, "n-123", NOW)
+            .await;
+        assert!(
+            matches!(&r, Err(FederationError::Invalid(m)) if m.contains("signature")),
+            "{r:?}"
+        );
+        // HS256 (a shared-secret MAC) and `none` are refused before any key is looked at.
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        for alg in ["HS256", "none"] {
+            let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
+            let token = format!("{header}.{}.{}", parts[1], parts[2]);
+            let r = fed
+                .validate_id_token(&cfg, &ep, ISSUER, &token, "n-123", NOW)
+                .await;
+            assert!(
+                matches!(r, Err(FederationError::Invalid(_))),
+                "{alg}: {r:?}"
+            );
+        }
+        assert!(matches!(
+            fed.validate_id_token(&cfg, &ep, ISSUER, "not a jwt", "n-123", NOW)
+                .await,
+            Err(FederationError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn email_verification_claims() {
+        let (fed, _, mut cfg) = federation(&keyset());
+        let m = |v: Value| v.as_object().cloned().expect("object");
+        let id = |fed: &Federation, cfg: &UpstreamConfig, v: Value| {
+            fed.map_claims(cfg, &m(v), ISSUER.into()).expect("identity")
+        };
+        assert!(!id(&fed, &cfg, json!({"sub": "a", "email": "a@x.example"})).email_verified);
+        assert!(
+            !id(
+                &fed,
+                &cfg,
+                json!({"sub": "a", "email": "a@x.example", "email_verified": false})
+            )
+            .email_verified
+        );
+        assert!(
+            id(
+                &fed,
+                &cfg,
+                json!({"sub": "a", "email": "a@x.example", "email_verified": "true"})
+            )
+            .email_verified
+        );
+        assert!(
+            !id(&fed, &cfg, json!({"sub": "a", "email_verified": true})).email_verified,
+            "no address, nothing verified"
+        );
+        assert_eq!(id(&fed, &cfg, json!({"sub": 42})).subject, "42");
+        assert!(
+            fed.map_claims(&cfg, &m(json!({"email": "a@x.example"})), ISSUER.into())
+                .is_err()
+        );
+        cfg.trust_email = true;
+        assert!(id(&fed, &cfg, json!({"sub": "a", "email": "a@x.example"})).email_verified);
+        assert!(
+            !id(
+                &fed,
+                &cfg,
+                json!({"sub": "a", "email": "a@x.example", "email_verified": false})
+            )
+            .email_verified
+        );
+        cfg.trust_email = false;
+        cfg.preset = "microsoft".into();
+        assert!(
+            id(
+                &fed,
+                &cfg,
+                json!({"sub": "a", "email": "a@x.example", "xms_edov": true})
+            )
+            .email_verified
+        );
+    }
+}
