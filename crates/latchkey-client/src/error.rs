@@ -252,6 +252,19 @@ pub enum Error {
         app: String,
     },
 
+    /// The server refused this way of signing in for this account and named a page to go on
+    /// with (`invalid_grant` with an `error_uri`): for example, the account's organization
+    /// requires single sign-on.
+    #[error("{description}")]
+    SignInRefused {
+        /// The server's explanation.
+        description: String,
+        /// The page the server points to.
+        uri: String,
+        /// Name of the embedding CLI.
+        app: String,
+    },
+
     /// The server is rate-limiting sign-in attempts (429 or `temporarily_unavailable`).
     #[error("too many sign-in attempts{}", retry_after.map(|s| format!("; try again in {}", wait_text(s))).unwrap_or_default())]
     RateLimited {
@@ -420,6 +433,9 @@ impl Error {
             }
             Self::WrongCredentials { app } => format!(
                 "Check the email and password and try again. Accounts are created on the web; `{app} login --web` signs in there."
+            ),
+            Self::SignInRefused { uri, app, .. } => format!(
+                "Sign in through the browser instead: `{app} login --web`, or `{app} login --device` over SSH. More at {uri}"
             ),
             Self::RateLimited { .. } => {
                 "Wait before trying again; repeated failures lock sign-in for a while.".to_owned()

@@ -241,3 +241,63 @@ async fn no_terminal_never_blocks_and_flags_conflict() {
         .stderr_has("--email");
     w.run(&["login", "--status", "--force"]).await.code(2);
 }
+
+/// An organization that requires single sign-on for its domain: the password is refused with
+/// what to do instead (the server's `error_uri` tells it apart from a wrong password).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_login_refused_when_the_organization_requires_sso() {
+    let w = World::new().await;
+    w.user("sam@acme.test").await;
+    let st = &w.server.running().state;
+    let now = st.now();
+    let sam = st
+        .store
+        .user_by_email("sam@acme.test")
+        .await
+        .unwrap()
+        .unwrap();
+    let org = st
+        .store
+        .create_org("acme", "Acme", &sam.id, now)
+        .await
+        .unwrap();
+    st.store
+        .save_org_sso(
+            &latchkey_server::store::OrgSsoRow {
+                org_id: org.id.clone(),
+                issuer: "https://idp.acme.test".into(),
+                client_id: "latchkey".into(),
+                client_secret: None,
+                default_role: "member".into(),
+                require_sso: true,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    st.store
+        .add_org_domain(&org.id, "acme.test", "token", now)
+        .await
+        .unwrap();
+    assert!(
+        st.store
+            .verify_org_domain(&org.id, "acme.test", now)
+            .await
+            .unwrap()
+    );
+
+    let run = run_with_stdin(pw_login(&w, "sam@acme.test", &[]), &format!("{PASSWORD}\n"))
+        .await
+        .code(1)
+        .stderr_has("Acme requires single sign-on for acme.test addresses")
+        .stderr_has("latchkey login --web")
+        .stderr_has("/signin/sso");
+    assert!(!run.stderr.contains("wrong email or password"), "{run:?}");
+    assert!(!w.credentials_path().exists());
+    // A wrong password elsewhere still reads as one.
+    w.user("tom@example.com").await;
+    run_with_stdin(pw_login(&w, "tom@example.com", &[]), "nope-nope-nope\n")
+        .await
+        .code(1)
+        .stderr_has("wrong email or password");
+}

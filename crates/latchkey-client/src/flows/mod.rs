@@ -53,7 +53,16 @@ pub(crate) async fn token_request(
             enabled: Vec::new(),
             app: app.to_owned(),
         }),
-        Some(e) if e.error == ErrorCode::InvalidGrant => Err(on_invalid_grant(e.error_description)),
+        Some(e) if e.error == ErrorCode::InvalidGrant => match e.error_uri {
+            Some(uri) => Err(Error::SignInRefused {
+                description: e
+                    .error_description
+                    .unwrap_or_else(|| "the server refused this sign-in".to_owned()),
+                uri,
+                app: app.to_owned(),
+            }),
+            None => Err(on_invalid_grant(e.error_description)),
+        },
         Some(e) => Err(Error::OAuth {
             code: e.error,
             description: e.error_description,

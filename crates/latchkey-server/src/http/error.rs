@@ -61,6 +61,13 @@ impl OAuthError {
     }
 
     /// Adds `Retry-After` (seconds).
+    /// Adds `error_uri` (RFC 6749 §5.2): a page about the error, where the user can go on.
+    pub fn with_error_uri(mut self, uri: String) -> Self {
+        self.body.error_uri = Some(uri);
+        self
+    }
+
+    /// Adds `Retry-After`.
     pub fn with_retry_after(mut self, secs: i64) -> Self {
         self.retry_after = Some(secs.max(1));
         self

@@ -639,10 +639,12 @@ async fn password_grant(
     let email = crate::domain::accounts::normalize_email(username).map_err(|_| wrong())?;
     if let Some((org, domain)) = super::sso::sso_required(state, &email).await? {
         state.metrics.login("password", "sso_required");
+        // error_uri tells clients this is not a wrong password: the page to go on with.
         return Err(OAuthError::invalid_grant(format!(
             "{org} requires single sign-on for {domain} addresses, so password sign-in is off; \
              sign in through the browser (browser or device login) and use \"Continue with SSO\""
-        )));
+        ))
+        .with_error_uri(format!("{}/signin/sso", state.issuer)));
     }
     state
         .signin_per_account

@@ -790,6 +790,7 @@ async fn organization_sso_adds_members_and_can_be_required() {
     let (s, _, body) = password_grant(server.url(), "owner@acme.test", PASSWORD, "t").await;
     assert_eq!(s, 400, "{body}");
     assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(body["error_uri"], format!("{}/signin/sso", server.url()), "{body}");
     assert!(
         body["error_description"]
             .as_str()
