@@ -145,6 +145,15 @@ pub struct Settings {
         value_delimiter = ','
     )]
     pub dns_resolvers: Option<Vec<String>>,
+    /// Let organizations' own single sign-on use http:// and loopback, private or link-local
+    /// addresses; for development and tests only: it lets any organization owner make the
+    /// server send requests into its own network [default: false].
+    #[arg(
+        long,
+        env = "LATCHKEYD_ORG_SSO_ALLOW_PRIVATE_NETWORKS",
+        value_name = "BOOL"
+    )]
+    pub org_sso_allow_private_networks: Option<bool>,
     /// Upstream identity providers, `[upstream.ID]` tables of the settings file, or
     /// `LATCHKEYD_UPSTREAM_<ID>_<KEY>` variables (docs/federation.md).
     #[arg(skip)]
@@ -191,6 +200,9 @@ impl Settings {
             key_reload_interval: self.key_reload_interval.or(other.key_reload_interval),
             auto_migrate: self.auto_migrate.or(other.auto_migrate),
             dns_resolvers: self.dns_resolvers.or(other.dns_resolvers),
+            org_sso_allow_private_networks: self
+                .org_sso_allow_private_networks
+                .or(other.org_sso_allow_private_networks),
             upstream: federation::config::merge(self.upstream, other.upstream),
         }
     }
@@ -296,6 +308,8 @@ pub struct Config {
     pub auto_migrate: bool,
     /// DNS servers for domain verification; empty means the system's.
     pub dns_resolvers: Vec<SocketAddr>,
+    /// Whether organizations' SSO may use http:// and non-public addresses.
+    pub org_sso_allow_private_networks: bool,
     /// Upstream identity providers, in id order.
     pub upstreams: Vec<UpstreamConfig>,
 }
@@ -608,6 +622,7 @@ impl Config {
                         })
                 })
                 .collect::<Result<Vec<_>, _>>()?,
+            org_sso_allow_private_networks: s.org_sso_allow_private_networks.unwrap_or(false),
             upstreams: federation::config::validate_all(s.upstream)?,
         })
     }

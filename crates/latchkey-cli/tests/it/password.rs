@@ -271,6 +271,7 @@ async fn password_login_refused_when_the_organization_requires_sso() {
                 default_role: "member".into(),
                 require_sso: true,
             },
+            false,
             now,
         )
         .await

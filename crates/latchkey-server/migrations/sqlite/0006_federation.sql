@@ -43,6 +43,7 @@ CREATE TABLE pending_links (
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
 );
+CREATE INDEX pending_links_expiry ON pending_links(expires_at);
 
 -- An organization's own OpenID provider.
 CREATE TABLE org_sso (

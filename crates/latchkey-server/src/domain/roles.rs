@@ -9,7 +9,7 @@
 //! | invite members, revoke invitations | ✓ | ✓ | | |
 //! | change roles, remove members | ✓ | ✓ (not owners, not to owner) | | |
 //! | rename the org | ✓ | ✓ | | |
-//! | set up single sign-on and domains | ✓ | ✓ | | |
+//! | set up single sign-on and domains | ✓ | | | |
 //! | transfer ownership | ✓ | | | |
 //! | leave the org | ✓ (if another owner remains) | ✓ | ✓ | ✓ |
 //!
@@ -34,7 +34,7 @@ pub enum Action {
     ManageMembers,
     /// Rename the org.
     Rename,
-    /// Set up the org's single sign-on, its email domains, and require SSO.
+    /// Set up the org's single sign-on, its email domains, and require SSO (owners only).
     ConfigureSso,
     /// Make someone else the owner.
     TransferOwnership,
@@ -62,10 +62,10 @@ pub fn allowed(role: Role, action: Action) -> bool {
     match action {
         A::View | A::CreateApiKey | A::Leave => true,
         A::Use => role <= Role::Member,
-        A::ManageApiKeys | A::Invite | A::ManageMembers | A::Rename | A::ConfigureSso => {
-            role <= Role::Admin
-        }
-        A::TransferOwnership => role == Role::Owner,
+        A::ManageApiKeys | A::Invite | A::ManageMembers | A::Rename => role <= Role::Admin,
+        // The org's provider vouches for every address of its domains: whoever sets it up
+        // can sign in as those people, owners included. Owners only.
+        A::TransferOwnership | A::ConfigureSso => role == Role::Owner,
     }
 }
 
@@ -107,7 +107,7 @@ mod tests {
             ),
             (
                 R::Admin,
-                [true, true, true, true, true, true, true, true, false, true],
+                [true, true, true, true, true, true, true, false, false, true],
             ),
             (
                 R::Member,

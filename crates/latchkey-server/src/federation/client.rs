@@ -39,6 +39,129 @@ pub enum FederationError {
     /// The ID token's nonce is not the one this sign-in sent.
     #[error("the ID token's nonce does not match this sign-in")]
     NonceMismatch,
+    /// The provider's settings or documents are not usable (wrong issuer, http endpoints,
+    /// private addresses for an organization's provider).
+    #[error("the provider is misconfigured: {0}")]
+    Misconfigured(String),
+}
+
+/// Most bytes read from any provider answer (discovery, keys, tokens, userinfo).
+const MAX_BODY: usize = 256 * 1024;
+/// Most providers remembered in each cache.
+const MAX_CACHED: usize = 256;
+
+/// Whether an address is on the public internet (not loopback, private, link-local,
+/// unique-local, multicast, documentation or unspecified).
+pub fn is_public_ip(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip.to_canonical() {
+        IpAddr::V4(a) => {
+            !(a.is_loopback()
+                || a.is_private()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || a.is_broadcast()
+                || a.is_multicast()
+                || a.is_documentation()
+                || a.octets()[0] == 0
+                || (a.octets()[0] == 100 && (a.octets()[1] & 0xc0) == 64))
+        }
+        IpAddr::V6(a) => {
+            !(a.is_loopback()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || a.is_unique_local()
+                || a.is_unicast_link_local())
+        }
+    }
+}
+
+/// Resolves names for organizations' providers, keeping public addresses only, so that a
+/// name cannot lead the server to its own network (also after a DNS change).
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| is_public_ip(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!("{host} has no public address").into());
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Whether `url` may be requested for provider `p`: https (http on loopback for operator
+/// providers); for organizations' providers no IP literal outside the public internet.
+fn check_url(p: &UpstreamConfig, url: &Url) -> Result<(), FederationError> {
+    let host = url.host_str().unwrap_or("");
+    let ip_literal: Option<std::net::IpAddr> = host.trim_matches(['[', ']']).parse().ok();
+    let loopback = host == "localhost" || ip_literal.is_some_and(|ip| ip.is_loopback());
+    if p.restricted {
+        if url.scheme() != "https" {
+            return Err(FederationError::Misconfigured(format!(
+                "{host}: an organization's provider must use https"
+            )));
+        }
+        if host == "localhost" || ip_literal.is_some_and(|ip| !is_public_ip(ip)) {
+            return Err(FederationError::Misconfigured(format!(
+                "{host} is not a public address"
+            )));
+        }
+        return Ok(());
+    }
+    if url.scheme() == "https" || (url.scheme() == "http" && loopback) {
+        Ok(())
+    } else {
+        Err(FederationError::Misconfigured(format!(
+            "{url} must be an https:// URL"
+        )))
+    }
+}
+
+/// Reads at most [`MAX_BODY`] bytes of a body.
+async fn read_capped(mut r: reqwest::Response, url: &Url) -> Result<Vec<u8>, FederationError> {
+    let host = url.host_str().unwrap_or("the provider").to_owned();
+    let too_big = || {
+        FederationError::Unreachable(format!(
+            "{host} sent an answer over {} KiB",
+            MAX_BODY / 1024
+        ))
+    };
+    if r.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_big());
+    }
+    let mut buf = Vec::new();
+    while let Some(chunk) = r.chunk().await.map_err(|e| unreachable(url, &e))? {
+        if buf.len() + chunk.len() > MAX_BODY {
+            return Err(too_big());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
+
+/// Text from a provider made safe for a log line and a page: printable, short.
+fn sanitize(s: &str, max: usize) -> String {
+    s.chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
+/// Inserts into a bounded cache, dropping stale entries (and then everything) when full.
+fn remember<T>(cache: &Mutex<HashMap<String, (i64, T)>>, key: &str, now: i64, value: T) {
+    if let Ok(mut c) = cache.lock() {
+        if c.len() >= MAX_CACHED {
+            c.retain(|_, (at, _)| now - *at < CACHE_SECS);
+            if c.len() >= MAX_CACHED {
+                c.clear();
+            }
+        }
+        c.insert(key.to_owned(), (now, value));
+    }
 }
 
 /// Endpoints of a provider, from discovery or configuration.
@@ -58,6 +181,9 @@ pub struct Endpoints {
     pub jwks: Option<Url>,
     /// Whether the token endpoint takes the client secret in the form instead of Basic.
     pub secret_in_body: bool,
+    /// Whether the provider promises `iss` in its answers (RFC 9207), so one without is
+    /// refused.
+    pub iss_required: bool,
 }
 
 #[derive(Deserialize)]
@@ -69,6 +195,8 @@ struct Discovery {
     jwks_uri: String,
     #[serde(default)]
     token_endpoint_auth_methods_supported: Vec<String>,
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: bool,
 }
 
 /// Who the provider says signed in.
@@ -109,9 +237,10 @@ pub struct Pending<'a> {
 /// A key set and when it was fetched.
 type CachedKeys = (i64, Arc<Vec<Value>>);
 
-/// HTTP client and caches, shared by every request.
+/// HTTP clients and caches, shared by every request.
 pub struct Federation {
     http: reqwest::Client,
+    public: reqwest::Client,
     discovery: Mutex<HashMap<String, (i64, Arc<Endpoints>)>>,
     jwks: Mutex<HashMap<String, CachedKeys>>,
 }
@@ -158,26 +287,50 @@ fn claim_true(claims: &Map<String, Value>, key: &str) -> Option<bool> {
 }
 
 impl Federation {
-    /// A client with short timeouts and no redirects (endpoints answer directly).
+    /// Clients with short timeouts and no redirects (endpoints answer directly); the one for
+    /// organizations' providers connects to public addresses only.
     pub fn new() -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("latchkeyd/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
+        let builder = || {
+            reqwest::Client::builder()
+                .user_agent(concat!("latchkeyd/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
+        };
+        #[allow(clippy::expect_used)] // only fails without a TLS provider, installed above
+        let (http, public) = (
+            builder().build().expect("HTTP client"),
+            builder()
+                .dns_resolver(Arc::new(PublicOnly))
+                .build()
+                .expect("HTTP client"),
+        );
         Self {
             http,
+            public,
             discovery: Mutex::default(),
             jwks: Mutex::default(),
         }
     }
 
-    async fn get_json(&self, url: &Url, bearer: Option<&str>) -> Result<Value, FederationError> {
+    fn client(&self, p: &UpstreamConfig) -> &reqwest::Client {
+        if p.restricted {
+            &self.public
+        } else {
+            &self.http
+        }
+    }
+
+    async fn get_json(
+        &self,
+        p: &UpstreamConfig,
+        url: &Url,
+        bearer: Option<&str>,
+    ) -> Result<Value, FederationError> {
+        check_url(p, url)?;
         let mut req = self
-            .http
+            .client(p)
             .get(url.clone())
             .header(reqwest::header::ACCEPT, "application/json");
         if let Some(t) = bearer {
@@ -191,7 +344,8 @@ impl Federation {
                 url.host_str().unwrap_or("the provider")
             )));
         }
-        resp.json::<Value>().await.map_err(|_| {
+        let body = read_capped(resp, url).await?;
+        serde_json::from_slice(&body).map_err(|_| {
             FederationError::Unreachable(format!(
                 "{} did not answer with JSON",
                 url.host_str().unwrap_or("the provider")
@@ -216,12 +370,13 @@ impl Federation {
                     emails: o.emails.clone(),
                     jwks: None,
                     secret_in_body: false,
+                    iss_required: false,
                 }));
             }
             Protocol::Oidc { issuer } => issuer,
         };
         if let Ok(cache) = self.discovery.lock()
-            && let Some((at, e)) = cache.get(issuer)
+            && let Some((at, e)) = cache.get(&cache_key(p, issuer))
             && now - at < CACHE_SECS
         {
             return Ok(e.clone());
@@ -229,22 +384,27 @@ impl Federation {
         let url = Url::parse(&format!("{issuer}/.well-known/openid-configuration"))
             .map_err(|e| FederationError::Unreachable(e.to_string()))?;
         let doc: Discovery =
-            serde_json::from_value(self.get_json(&url, None).await?).map_err(|e| {
-                FederationError::Unreachable(format!("its discovery document is incomplete: {e}"))
+            serde_json::from_value(self.get_json(p, &url, None).await?).map_err(|e| {
+                FederationError::Misconfigured(format!("its discovery document is incomplete: {e}"))
             })?;
         // OpenID Connect Discovery §4.3: the document must name the issuer it was fetched for.
         let same = doc.issuer.trim_end_matches('/') == issuer
-            || (p.tenant_issuer && doc.issuer.contains("{tenantid}"));
+            || (p.tenant_issuer && doc.issuer == MICROSOFT_TENANT_ISSUER);
         if !same {
-            return Err(FederationError::Invalid(format!(
+            return Err(FederationError::Misconfigured(format!(
                 "the discovery document names issuer {} instead of {issuer}",
-                doc.issuer
+                sanitize(&doc.issuer, 200)
             )));
         }
         let parse = |s: &str| {
-            Url::parse(s).map_err(|e| {
-                FederationError::Unreachable(format!("bad endpoint in discovery `{s}`: {e}"))
-            })
+            let u = Url::parse(s).map_err(|_| {
+                FederationError::Misconfigured(format!(
+                    "bad endpoint in discovery `{}`",
+                    sanitize(s, 200)
+                ))
+            })?;
+            check_url(p, &u)?;
+            Ok::<Url, FederationError>(u)
         };
         let methods = &doc.token_endpoint_auth_methods_supported;
         let e = Arc::new(Endpoints {
@@ -257,10 +417,11 @@ impl Federation {
             secret_in_body: !methods.is_empty()
                 && !methods.iter().any(|m| m == "client_secret_basic")
                 && methods.iter().any(|m| m == "client_secret_post"),
+            iss_required: doc.authorization_response_iss_parameter_supported,
         });
-        if let Ok(mut cache) = self.discovery.lock() {
-            cache.insert(issuer.clone(), (now, e.clone()));
-        }
+        // Keyed by issuer and by who set it up, so an organization's entry (fetched with
+        // the public-only client) is never used for an operator's provider or the reverse.
+        remember(&self.discovery, &cache_key(p, issuer), now, e.clone());
         Ok(e)
     }
 
@@ -313,8 +474,9 @@ impl Federation {
             ("redirect_uri", pending.redirect_uri),
             ("code_verifier", pending.verifier),
         ];
+        check_url(p, &ep.token)?;
         let mut req = self
-            .http
+            .client(p)
             .post(ep.token.clone())
             .header(reqwest::header::ACCEPT, "application/json");
         match &p.client_secret {
@@ -349,9 +511,12 @@ impl Federation {
             let desc = body
                 .get("error_description")
                 .and_then(Value::as_str)
-                .map(|d| format!(" ({})", d.chars().take(200).collect::<String>()))
+                .map(|d| format!(" ({})", sanitize(d, 200)))
                 .unwrap_or_default();
-            return Err(FederationError::Refused(format!("{err}{desc}")));
+            return Err(FederationError::Refused(format!(
+                "{}{desc}",
+                sanitize(err, 60)
+            )));
         }
         if !status.is_success() {
             return Err(FederationError::Refused(format!(
@@ -375,9 +540,12 @@ impl Federation {
                 if id.email.is_none()
                     && let (Some(ui), Some(at)) = (&ep.userinfo, access_token)
                 {
-                    let info = self.get_json(ui, Some(at)).await?;
+                    let info = self.get_json(p, ui, Some(at)).await?;
                     let info = info.as_object().cloned().unwrap_or_default();
-                    if claim_str(&info, "sub").as_deref() != Some(id.subject.as_str()) {
+                    // OpenID Connect Core §5.3.2: userinfo's `sub` must be the ID token's.
+                    if claim_str(&info, "sub").is_none()
+                        || claim_str(&info, "sub") != claim_str(&claims, "sub")
+                    {
                         return Err(FederationError::Invalid(
                             "userinfo describes another subject than the ID token".into(),
                         ));
@@ -396,14 +564,14 @@ impl Federation {
                 let ui = ep.userinfo.as_ref().ok_or_else(|| {
                     FederationError::Invalid("no userinfo endpoint is configured".into())
                 })?;
-                let info = self.get_json(ui, Some(at)).await?;
+                let info = self.get_json(p, ui, Some(at)).await?;
                 let info = info.as_object().cloned().ok_or_else(|| {
                     FederationError::Invalid("userinfo is not a JSON object".into())
                 })?;
                 let issuer = o.authorization.origin().ascii_serialization();
                 let mut id = self.map_claims(p, &info, issuer)?;
                 if let Some(emails) = &ep.emails {
-                    let list = self.get_json(emails, Some(at)).await?;
+                    let list = self.get_json(p, emails, Some(at)).await?;
                     let list = list.as_array().cloned().unwrap_or_default();
                     let pick = |primary_only: bool| {
                         list.iter().find(|e| {
@@ -455,6 +623,7 @@ impl Federation {
 
     async fn key_set(
         &self,
+        p: &UpstreamConfig,
         url: &Url,
         now: i64,
         force: bool,
@@ -465,16 +634,14 @@ impl Federation {
         {
             return Ok(keys.clone());
         }
-        let doc = self.get_json(url, None).await?;
+        let doc = self.get_json(p, url, None).await?;
         let keys = Arc::new(
             doc.get("keys")
                 .and_then(Value::as_array)
                 .cloned()
                 .ok_or_else(|| FederationError::Unreachable("the JWKS has no keys".into()))?,
         );
-        if let Ok(mut cache) = self.jwks.lock() {
-            cache.insert(url.as_str().to_owned(), (now, keys.clone()));
-        }
+        remember(&self.jwks, url.as_str(), now, keys.clone());
         Ok(keys)
     }
 
@@ -513,7 +680,7 @@ impl Federation {
             .ok_or_else(|| invalid("the provider publishes no JWKS"))?;
         let mut key = None;
         for force in [false, true] {
-            let keys = self.key_set(jwks_url, now, force).await?;
+            let keys = self.key_set(p, jwks_url, now, force).await?;
             key = find_key(&keys, header.kid.as_deref(), header.alg);
             if key.is_some() {
                 break;
@@ -531,7 +698,7 @@ impl Federation {
         let c = data.claims;
         let iss = claims_issuer(&c);
         let expected_iss = match (&ep.issuer, p.tenant_issuer) {
-            (Some(doc), true) if doc.contains("{tenantid}") => {
+            (Some(doc), true) if doc == MICROSOFT_TENANT_ISSUER => {
                 let tid = claim_str(&c, "tid").ok_or_else(|| invalid("the ID token has no tid"))?;
                 doc.replace("{tenantid}", &tid)
             }
@@ -559,11 +726,11 @@ impl Federation {
             .get("exp")
             .and_then(Value::as_i64)
             .ok_or_else(|| invalid("the ID token has no exp"))?;
-        if exp + SKEW_SECS < now {
+        if exp.saturating_add(SKEW_SECS) < now {
             return Err(invalid("the ID token has expired"));
         }
         if let Some(iat) = c.get("iat").and_then(Value::as_i64)
-            && iat > now + SKEW_SECS
+            && iat > now.saturating_add(SKEW_SECS)
         {
             return Err(invalid(
                 "the ID token was issued in the future (check the clocks)",
@@ -575,6 +742,14 @@ impl Federation {
         }
         Ok(c)
     }
+}
+
+/// The issuer Microsoft's multi-tenant discovery documents name: each ID token's issuer is
+/// this with the user's tenant id (`tid`).
+const MICROSOFT_TENANT_ISSUER: &str = "https://login.microsoftonline.com/{tenantid}/v2.0";
+
+fn cache_key(p: &UpstreamConfig, issuer: &str) -> String {
+    format!("{}{issuer}", if p.restricted { "org " } else { "" })
 }
 
 fn claims_issuer(c: &Map<String, Value>) -> String {
@@ -657,8 +832,9 @@ mod tests {
             emails: None,
             jwks: Some(jwks),
             secret_in_body: false,
+            iss_required: false,
         };
-        let cfg = UpstreamConfig::for_org("acme", "Acme SSO", ISSUER, "client-1", None);
+        let cfg = UpstreamConfig::for_org("acme", "Acme SSO", ISSUER, "client-1", None, true);
         (fed, ep, cfg)
     }
 
@@ -844,5 +1020,86 @@ mod tests {
             )
             .email_verified
         );
+    }
+
+    #[test]
+    fn public_addresses_and_urls_of_organizations_providers() {
+        for ip in ["8.8.8.8", "2606:4700::1111", "::ffff:1.1.1.1"] {
+            assert!(is_public_ip(ip.parse().expect("ip")), "{ip}");
+        }
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "224.0.0.1",
+        ] {
+            assert!(!is_public_ip(ip.parse().expect("ip")), "{ip}");
+        }
+        let (_, _, org) = federation(&keyset());
+        let url = |u: &str| Url::parse(u).expect("url");
+        assert!(check_url(&org, &url("https://idp.example.com/x")).is_ok());
+        for bad in [
+            "http://idp.example.com/x",
+            "https://127.0.0.1/x",
+            "https://localhost/x",
+            "https://169.254.169.254/latest",
+            "https://[::1]/x",
+            "https://10.0.0.5/x",
+        ] {
+            assert!(
+                matches!(
+                    check_url(&org, &url(bad)),
+                    Err(FederationError::Misconfigured(_))
+                ),
+                "{bad}"
+            );
+        }
+        let mut operator = org.clone();
+        operator.restricted = false;
+        assert!(check_url(&operator, &url("http://127.0.0.1:8080/x")).is_ok());
+        assert!(check_url(&operator, &url("http://idp.example.com/x")).is_err());
+    }
+
+    /// A provider that answers with an endless body is cut off at the limit.
+    #[tokio::test]
+    async fn answers_are_read_up_to_a_limit() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 2048];
+                    let _ = sock.read(&mut buf).await;
+                    let _ = sock
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n")
+                        .await;
+                    let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "[".repeat(64 * 1024));
+                    for _ in 0..64 {
+                        if sock.write_all(chunk.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let (fed, _, mut p) = federation(&keyset());
+        p.restricted = false;
+        let url =
+            Url::parse(&format!("http://{addr}/.well-known/openid-configuration")).expect("url");
+        match fed.get_json(&p, &url, None).await {
+            Err(FederationError::Unreachable(m)) => assert!(m.contains("KiB"), "{m}"),
+            other => panic!("expected a size refusal, got {other:?}"),
+        }
     }
 }

@@ -312,6 +312,9 @@ pub struct UpstreamConfig {
     pub trust_email: bool,
     /// Microsoft multi-tenant: the ID token's issuer names the user's tenant (`{tenantid}`).
     pub tenant_issuer: bool,
+    /// Set up by an organization, not the operator: every URL must be https on a public
+    /// address (no loopback, private or link-local networks), unless the operator allows it.
+    pub restricted: bool,
 }
 
 impl UpstreamConfig {
@@ -322,6 +325,7 @@ impl UpstreamConfig {
         issuer: &str,
         client_id: &str,
         client_secret: Option<String>,
+        restricted: bool,
     ) -> UpstreamConfig {
         UpstreamConfig {
             id: format!("org-{slug}"),
@@ -342,6 +346,7 @@ impl UpstreamConfig {
             domains: vec![],
             trust_email: false,
             tenant_issuer: false,
+            restricted,
         }
     }
 }
@@ -606,6 +611,14 @@ pub fn validate(id: &str, s: UpstreamSettings) -> Result<UpstreamConfig, ConfigE
     if let Some(c) = s.name_claim {
         claims.name = vec![c];
     }
+    if tenant_issuer && s.trust_email == Some(true) {
+        // Any Entra tenant can put any address in `email`: trusting it lets one tenant sign
+        // in as another's users ("nOAuth").
+        return Err(bad(
+            id,
+            "trust_email cannot be used with a multi-tenant Microsoft tenant (organizations, common, consumers): any tenant could claim any address",
+        ));
+    }
     let scopes = s.scopes.unwrap_or(scopes);
     if matches!(protocol, Protocol::Oidc { .. }) && !scopes.iter().any(|x| x == "openid") {
         return Err(bad(
@@ -631,6 +644,7 @@ pub fn validate(id: &str, s: UpstreamSettings) -> Result<UpstreamConfig, ConfigE
         domains,
         trust_email: s.trust_email.unwrap_or(false),
         tenant_issuer,
+        restricted: false,
     })
 }
 
@@ -737,6 +751,10 @@ mod tests {
         assert!(
             err("[upstream.a]\nissuer = \"https://a.example\"\nclient_id = \"c\"\ndomains = [\"x.example\"]\n[upstream.b]\nissuer = \"https://b.example\"\nclient_id = \"c\"\ndomains = [\"x.example\"]")
                 .contains("already routed")
+        );
+        assert!(
+            err("[upstream.ms]\npreset = \"microsoft\"\nclient_id = \"c\"\ntrust_email = true")
+                .contains("any tenant could claim any address")
         );
         assert!(toml::from_str::<toml::Table>("").is_ok());
     }

@@ -298,7 +298,18 @@ pub async fn change_password(
         .await;
     }
     let phc = user.password_hash.clone();
-    // Someone who signs in only through a provider has no password to confirm yet.
+    // Someone who signs in only through a provider has no password to confirm: a sign-in in
+    // the last 10 minutes stands in for it, so a stolen old cookie cannot add one.
+    if phc.is_none() && ctx.signed_in_for().is_none_or(|s| s > 600) {
+        return account_page(
+            &st,
+            &ctx,
+            &user,
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "Sign out and sign in again, then set your password within 10 minutes."}),
+        )
+        .await;
+    }
     let ok = phc.is_none()
         || st
             .hash_work(move || accounts::verify_password(&current, phc.as_deref()))

@@ -97,6 +97,7 @@ pub async fn org_source(st: &AppState, slug: &str) -> Result<Option<Source>, Sto
         &sso.issuer,
         &sso.client_id,
         sso.client_secret.clone(),
+        !st.config.org_sso_allow_private_networks,
     );
     Ok(Some(Source::Org {
         org,
@@ -204,6 +205,15 @@ fn failure_page(ctx: &WebCtx, label: &str, next: &str, e: &FederationError) -> R
             &again,
             "Start again",
         ),
+        FederationError::Misconfigured(_) => ctx.message_link(
+            StatusCode::BAD_GATEWAY,
+            &format!("{label} is not set up correctly"),
+            &format!(
+                "The settings of {label} on this server are not usable, so nobody can sign in with it right now. Tell the administrator who set it up (the server log says what is wrong), or sign in another way."
+            ),
+            &again,
+            "Back to sign-in",
+        ),
         FederationError::Invalid(_) | FederationError::NonceMismatch => ctx.message_link(
             StatusCode::BAD_REQUEST,
             "This sign-in could not be verified",
@@ -235,8 +245,61 @@ pub async fn start_config(
     Query(q): Query<StartQuery>,
 ) -> Response {
     match ctx.state().upstream(&id).cloned() {
-        Some(p) => start(ctx, ip, &headers, Source::Config(Box::new(p)), q).await,
+        Some(p) => start(ctx, ip, &headers, Source::Config(Box::new(p)), q, false).await,
         None => unknown_provider(&ctx),
+    }
+}
+
+/// `POST /sso/{id}`: link the provider to the signed-in account (a form on /account).
+pub async fn link_config(
+    ctx: WebCtx,
+    ip: ClientIp,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    WebForm(form): WebForm,
+) -> Response {
+    if let Some(r) = ctx.csrf_rejection(&form) {
+        return r;
+    }
+    match ctx.state().upstream(&id).cloned() {
+        Some(p) => {
+            start(
+                ctx,
+                ip,
+                &headers,
+                Source::Config(Box::new(p)),
+                link_query(),
+                true,
+            )
+            .await
+        }
+        None => unknown_provider(&ctx),
+    }
+}
+
+/// `POST /sso/org/{slug}`: link the organization's SSO to the signed-in account.
+pub async fn link_org(
+    ctx: WebCtx,
+    ip: ClientIp,
+    headers: HeaderMap,
+    Path(slug): Path<String>,
+    WebForm(form): WebForm,
+) -> Response {
+    if let Some(r) = ctx.csrf_rejection(&form) {
+        return r;
+    }
+    match org_source(ctx.state(), &slug).await {
+        Ok(Some(src)) => start(ctx, ip, &headers, src, link_query(), true).await,
+        Ok(None) => unknown_provider(&ctx),
+        Err(e) => ctx.internal(&e),
+    }
+}
+
+fn link_query() -> StartQuery {
+    StartQuery {
+        next: Some("/account".into()),
+        login_hint: None,
+        link: Some("1".into()),
     }
 }
 
@@ -249,7 +312,7 @@ pub async fn start_org(
     Query(q): Query<StartQuery>,
 ) -> Response {
     match org_source(ctx.state(), &slug).await {
-        Ok(Some(src)) => start(ctx, ip, &headers, src, q).await,
+        Ok(Some(src)) => start(ctx, ip, &headers, src, q, false).await,
         Ok(None) => unknown_provider(&ctx),
         Err(e) => ctx.internal(&e),
     }
@@ -261,6 +324,7 @@ async fn start(
     headers: &HeaderMap,
     src: Source,
     q: StartQuery,
+    linking: bool,
 ) -> Response {
     let st = ctx.state().clone();
     let now = st.now();
@@ -281,7 +345,17 @@ async fn start(
     let next = safe_next(q.next.as_deref());
     let link_user_id = if q.link.as_deref() == Some("1") {
         match &ctx.user {
-            Some(u) => Some(u.id.clone()),
+            Some(u) if linking => Some(u.id.clone()),
+            // A link starts only from a form of ours (POST with the CSRF token): a link
+            // another site opens must not attach someone's provider account to this user.
+            Some(_) => {
+                return ctx.page(
+                    "sso_link.html",
+                    "Link your account",
+                    StatusCode::OK,
+                    json!({"stage": "start", "provider": src.label(), "action": src.path()}),
+                );
+            }
             None => {
                 return ctx.finish(Redirect::to("/signin?next=/account").into_response());
             }
@@ -293,8 +367,9 @@ async fn start(
         Ok(ep) => ep,
         Err(e) => return failure_page(&ctx, src.label(), &next, &e),
     };
-    let existing = cookie(headers, BINDING_COOKIE).filter(|c| c.len() == 43);
-    let binding = existing.clone().unwrap_or_else(|| new_secret(""));
+    let binding = cookie(headers, BINDING_COOKIE)
+        .filter(|c| c.len() == 43)
+        .unwrap_or_else(|| new_secret(""));
     let (state, nonce, verifier) = (new_secret(""), new_secret(""), new_secret(""));
     let login_hint = q
         .login_hint
@@ -327,12 +402,11 @@ async fn start(
         login_hint.as_deref(),
     );
     let mut r = Redirect::to(url.as_str()).into_response();
-    if existing.is_none() {
-        r.headers_mut().append(
-            header::SET_COOKIE,
-            cookie_header(BINDING_COOKIE, &binding, 3600, st.secure_cookies),
-        );
-    }
+    // Set again each time so that it outlives this sign-in.
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        cookie_header(BINDING_COOKIE, &binding, 3600, st.secure_cookies),
+    );
     ctx.finish(r)
 }
 
@@ -439,6 +513,14 @@ async fn callback(
             &FederationError::Invalid(format!("the answer names issuer {iss}")),
         );
     }
+    if ep.iss_required && q.iss.is_none() {
+        return failure_page(
+            &ctx,
+            &label,
+            &row.next,
+            &FederationError::Invalid("the provider promises iss but sent none".into()),
+        );
+    }
     let Some(code) = q.code.as_deref().filter(|c| !c.is_empty()) else {
         return failure_page(
             &ctx,
@@ -465,6 +547,35 @@ async fn callback(
         }
     };
     complete(&ctx, ip.as_deref(), ua.as_deref(), &src, &row, identity).await
+}
+
+/// When an organization requires SSO for `email`'s domain and `src` is not its provider: the
+/// page that says so. Applies to the address the provider asserts and to the account's own.
+async fn refuse_unless_required_sso(
+    ctx: &WebCtx,
+    src: &Source,
+    email: Option<&str>,
+    label: &str,
+    next: &str,
+) -> Option<Response> {
+    let d = email?.rsplit_once('@')?.1;
+    match ctx.state().store.sso_requirement(d).await {
+        Ok(Some(req)) if !matches!(src, Source::Org { org, .. } if org.slug == req.org_slug) => {
+            ctx.state().metrics.login("sso", "sso_required");
+            Some(ctx.message_link(
+                StatusCode::FORBIDDEN,
+                "Use your organization's single sign-on",
+                &format!(
+                    "{} requires single sign-on for {d} addresses, so signing in with {label} is not allowed. Use \u{201c}Continue with SSO\u{201d} with your work email.",
+                    req.org_name
+                ),
+                &format!("/signin/sso?next={}", enc(next)),
+                "Continue with SSO",
+            ))
+        }
+        Ok(_) => None,
+        Err(e) => Some(ctx.internal(&e)),
+    }
 }
 
 /// Turns an upstream identity into a signed-in user (or a link, or a refusal).
@@ -500,6 +611,20 @@ async fn complete(
         Ok(i) => i,
         Err(e) => return ctx.internal(&e),
     };
+    // A subject means something only at the issuer that assigned it (OpenID Connect Core
+    // §5.7): the same provider id pointed at another issuer must not reach old accounts.
+    if let Some(i) = &existing
+        && i.issuer != id.issuer
+    {
+        tracing::warn!(provider = %key, stored = %i.issuer, got = %id.issuer, "identity issuer changed; refused");
+        return ctx.message_link(
+            StatusCode::CONFLICT,
+            &format!("{label} changed"),
+            &format!("This {label} account was linked through another sign-in server than the one {label} uses now, so it cannot sign in here. Ask the administrator; sign in another way meanwhile."),
+            &again,
+            "Back to sign-in",
+        );
+    }
     // Linking from /account: the signed-in user adds this way in.
     if let Some(link_user) = &row.link_user_id {
         return match existing {
@@ -514,8 +639,13 @@ async fn complete(
                 "Back to your account",
             ),
             None => {
-                if ctx.user.as_ref().map(|u| &u.id) != Some(link_user) {
+                let Some(me) = ctx.user.as_ref().filter(|u| &u.id == link_user) else {
                     return invalid_state(ctx);
+                };
+                if let Some(r) =
+                    refuse_unless_required_sso(ctx, src, me.email.as_deref(), &label, "/account").await
+                {
+                    return r;
                 }
                 match st
                     .store
@@ -532,24 +662,10 @@ async fn complete(
             }
         };
     }
-    // SSO required by an organization for this domain: only its provider may sign in.
-    if let Some(d) = &domain {
-        match st.store.sso_requirement(d).await {
-            Ok(Some(req)) if !matches!(src, Source::Org { org, .. } if org.slug == req.org_slug) => {
-                return ctx.message_link(
-                    StatusCode::FORBIDDEN,
-                    "Use your organization's single sign-on",
-                    &format!(
-                        "{} requires single sign-on for {d} addresses, so signing in with {label} is not allowed. Use \u{201c}Continue with SSO\u{201d} with your work email.",
-                        req.org_name
-                    ),
-                    &format!("/signin/sso?next={}", enc(&row.next)),
-                    "Continue with SSO",
-                );
-            }
-            Ok(_) => {}
-            Err(e) => return ctx.internal(&e),
-        }
+    // SSO required by an organization for the asserted address: only its provider may sign in.
+    if let Some(r) = refuse_unless_required_sso(ctx, src, email.as_deref(), &label, &row.next).await
+    {
+        return r;
     }
     let user = if let Some(identity) = existing {
         let user = match st.store.user_by_id(&identity.user_id).await {
@@ -600,47 +716,42 @@ async fn complete(
             );
         }
         match st.store.user_by_email(&email).await {
-            Ok(Some(owner)) => return offer_link(ctx, src, row, &id, &owner, &email).await,
-            Ok(None) => {}
-            Err(e) => return ctx.internal(&e),
-        }
-        if !st.config.allow_signup && !org_vouches {
-            return ctx.message_link(
-                StatusCode::FORBIDDEN,
-                "No account for this address",
-                &format!("There is no account for {email} here and this server does not create accounts on its own. Ask its operator for one."),
-                &again,
-                "Back to sign-in",
-            );
-        }
-        let name: Option<String> = id.name.as_deref().map(|n| {
-            n.trim()
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(100)
-                .collect()
-        });
-        match st
-            .store
-            .create_user_with_identity(&email, name.as_deref(), &key, &id.subject, &id.issuer, now)
-            .await
-        {
-            Ok(u) => {
-                tracing::info!(user = %u.id, provider = %key, "account created through upstream sign-in");
-                u
+            // The organization proved it owns this domain: its provider speaks for the
+            // domain's addresses, so their accounts are linked without a second proof.
+            Ok(Some(owner)) if org_vouches => {
+                match st
+                    .store
+                    .link_identity(&owner.id, &key, &id.subject, &id.issuer, Some(&email), now)
+                    .await
+                {
+                    Ok(()) => {
+                        tracing::info!(user = %owner.id, provider = %key, "identity linked by the organization's verified domain");
+                        owner
+                    }
+                    Err(StoreError::Conflict) => return invalid_state(ctx),
+                    Err(e) => return ctx.internal(&e),
+                }
             }
-            Err(StoreError::Conflict) => {
-                return ctx.message_link(
-                    StatusCode::CONFLICT,
-                    "Please try again",
-                    "Your account was being set up by another sign-in at the same moment. Sign in again.",
-                    &again,
-                    "Sign in again",
-                );
+            Ok(Some(owner)) => return offer_link(ctx, src, row, &id, &owner, &email).await,
+            Ok(None) => {
+                if let Some(r) = jit_refusal(ctx, &st, org_vouches, &email, &again) {
+                    return r;
+                }
+                match create_jit(ctx, &st, &id, &email, &key, now, &again).await {
+                    Ok(u) => u,
+                    Err(r) => return r,
+                }
             }
             Err(e) => return ctx.internal(&e),
         }
     };
+    // The account's own address counts too: a linked provider with another address must not
+    // get around its organization's requirement.
+    if let Some(r) =
+        refuse_unless_required_sso(ctx, src, user.email.as_deref(), &label, &row.next).await
+    {
+        return r;
+    }
     if user.disabled {
         st.metrics.login("sso", "disabled");
         return ctx.message(
@@ -664,6 +775,62 @@ async fn complete(
     st.metrics.login("sso", "success");
     tracing::info!(user = %user.id, provider = %key, "upstream sign-in");
     ctx.sign_in_and_redirect(&user, &row.next, ip, ua).await
+}
+
+/// Why no account is created for `email`, if none may be.
+fn jit_refusal(
+    ctx: &WebCtx,
+    st: &AppState,
+    org_vouches: bool,
+    email: &str,
+    again: &str,
+) -> Option<Response> {
+    (!st.config.allow_signup && !org_vouches).then(|| {
+        ctx.message_link(
+            StatusCode::FORBIDDEN,
+            "No account for this address",
+            &format!("There is no account for {email} here and this server does not create accounts on its own. Ask its operator for one."),
+            again,
+            "Back to sign-in",
+        )
+    })
+}
+
+/// Creates the user just in time, with the identity linked.
+async fn create_jit(
+    ctx: &WebCtx,
+    st: &AppState,
+    id: &UpstreamIdentity,
+    email: &str,
+    key: &str,
+    now: i64,
+    again: &str,
+) -> Result<UserRow, Response> {
+    let name: Option<String> = id.name.as_deref().map(|n| {
+        n.trim()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(100)
+            .collect()
+    });
+    match st
+        .store
+        .create_user_with_identity(email, name.as_deref(), key, &id.subject, &id.issuer, now)
+        .await
+    {
+        Ok(u) => {
+            tracing::info!(user = %u.id, provider = %key, "account created through upstream sign-in");
+            Ok(u)
+        }
+        Err(StoreError::Conflict) => Err(ctx.message_link(
+            StatusCode::CONFLICT,
+            "Please try again",
+            "Your account was being set up by another sign-in at the same moment. Sign in again.",
+            again,
+            "Sign in again",
+        )),
+        Err(e) => Err(ctx.internal(&e)),
+    }
 }
 
 /// An existing user has this verified email: remember the identity and ask them to sign in
@@ -788,6 +955,9 @@ pub async fn link_submit(ctx: WebCtx, headers: HeaderMap, WebForm(form): WebForm
     let st = ctx.state();
     let clear = cookie_header(LINK_COOKIE, "", 0, st.secure_cookies);
     if form.get("decision") != Some("link") {
+        if let Err(e) = st.store.delete_pending_link(&hash).await {
+            return ctx.internal(&e);
+        }
         let mut r = Redirect::to(&pending.next).into_response();
         r.headers_mut().append(header::SET_COOKIE, clear);
         return r;

@@ -222,8 +222,25 @@ pub async fn save(
             .filter(|r| *r != Role::Owner && roles::may_invite(role, *r))
             .ok_or_else(|| bad("Choose admin, member or viewer as the role of new members (not above your own).".into()))?;
         let existing = st.store.org_sso(&org.id).await.map_err(internal)?;
-        let keep_secret = existing.as_ref().and_then(|s| s.client_secret.clone());
-        let probe = UpstreamConfig::for_org(&org.slug, &org.name, &issuer, &client_id, secret.clone().or(keep_secret));
+        // Another provider (issuer or client) is a new trust relationship: the stored secret
+        // is never sent to it, and the old provider's subjects no longer sign anyone in.
+        let same_provider = existing
+            .as_ref()
+            .is_some_and(|e| e.issuer == issuer && e.client_id == client_id);
+        let keep_secret = same_provider && secret.is_none();
+        let probe_secret = if keep_secret {
+            existing.as_ref().and_then(|e| e.client_secret.clone())
+        } else {
+            secret.clone()
+        };
+        let probe = UpstreamConfig::for_org(
+            &org.slug,
+            &org.name,
+            &issuer,
+            &client_id,
+            probe_secret,
+            !st.config.org_sso_allow_private_networks,
+        );
         st.federation.endpoints(&probe, st.now()).await.map_err(|e| {
             bad(format!(
                 "Could not use {issuer}: {e}. Check the issuer URL (its /.well-known/openid-configuration must load)."
@@ -235,9 +252,16 @@ pub async fn save(
             client_id,
             client_secret: secret,
             default_role: default_role.as_str().to_owned(),
-            require_sso: existing.is_some_and(|s| s.require_sso),
+            require_sso: existing.as_ref().is_some_and(|s| s.require_sso),
         };
-        st.store.save_org_sso(&row, st.now()).await.map_err(internal)?;
+        st.store
+            .save_org_sso(&row, keep_secret, st.now())
+            .await
+            .map_err(internal)?;
+        if existing.is_some() && !same_provider {
+            let n = st.store.forget_org_identities(&org.id).await.map_err(internal)?;
+            tracing::info!(org = %org.id, identities = n, "organization SSO provider changed; old links removed");
+        }
         tracing::info!(org = %org.id, user = %user.id, "organization SSO saved");
         Ok("sso-saved")
     }
@@ -302,8 +326,24 @@ pub async fn require(
             }
         }
         sso.require_sso = on;
-        sso.client_secret = None; // keep the stored one
-        st.store.save_org_sso(&sso, st.now()).await.map_err(internal)?;
+        sso.client_secret = None;
+        st.store
+            .save_org_sso(&sso, true, st.now())
+            .await
+            .map_err(internal)?;
+        if on {
+            // Sign-ins made another way end now; the next one goes through SSO. The admin's
+            // own browser stays signed in.
+            let domains = st.store.org_domains(&org.id).await.map_err(internal)?;
+            for d in domains.iter().filter(|d| d.verified_at.is_some()) {
+                let n = st
+                    .store
+                    .end_sessions_at_domain(&d.domain, ctx.session_hash(), st.now())
+                    .await
+                    .map_err(internal)?;
+                tracing::info!(org = %org.id, domain = %d.domain, users = n, "sessions ended: SSO now required");
+            }
+        }
         tracing::info!(org = %org.id, user = %user.id, require = on, "organization SSO requirement changed");
         Ok(if on { "sso-required" } else { "sso-optional" })
     }

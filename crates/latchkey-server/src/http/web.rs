@@ -27,6 +27,7 @@ pub struct WebCtx {
     /// The signed-in user.
     pub user: Option<UserRow>,
     session_hash: Option<String>,
+    session_created_at: Option<i64>,
     csrf: String,
     csrf_is_new: bool,
     origin_ok: bool,
@@ -46,6 +47,7 @@ impl FromRequestParts<SharedState> for WebCtx {
         };
         let mut user = None;
         let mut session_hash = None;
+        let mut session_created_at = None;
         if let Some(raw) = cookie(&parts.headers, SESSION_COOKIE) {
             let hash = hash_secret(&raw);
             let found = state
@@ -60,12 +62,14 @@ impl FromRequestParts<SharedState> for WebCtx {
                     .await
                     .map_err(|e| internal_page(state, &e))?;
                 session_hash = Some(hash);
+                session_created_at = Some(ws.created_at);
             }
         }
         Ok(Self {
             state: state.clone(),
             user,
             session_hash,
+            session_created_at,
             csrf,
             csrf_is_new,
             origin_ok: origin_matches(&parts.headers, &state.issuer),
@@ -189,6 +193,11 @@ impl WebCtx {
                 false,
             ))
         }
+    }
+
+    /// Seconds since this browser signed in, when signed in.
+    pub fn signed_in_for(&self) -> Option<i64> {
+        self.session_created_at.map(|t| self.state.now() - t)
     }
 
     /// The hash of the browser's session cookie, when signed in.

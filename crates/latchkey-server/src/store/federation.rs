@@ -461,6 +461,59 @@ impl Store {
         Ok(true)
     }
 
+    /// Forgets a pending link (the user said not now).
+    pub async fn delete_pending_link(&self, token_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM pending_links WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Unlinks every identity of an org's provider (its issuer or client changed: the old
+    /// subjects mean nothing at the new provider). Returns how many went.
+    pub async fn forget_org_identities(&self, org_id: &str) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM identities WHERE provider = $1")
+            .bind(format!("org:{org_id}"))
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    /// Ends the CLI sessions and web sign-ins of every user with an address at `domain`,
+    /// except the web sign-in `keep` (the admin making the change). Returns the users.
+    pub async fn end_sessions_at_domain(
+        &self,
+        domain: &str,
+        keep: Option<&str>,
+        now: i64,
+    ) -> Result<u64> {
+        let pattern = format!("%@{domain}");
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = $1 WHERE revoked_at IS NULL AND user_id IN \
+             (SELECT id FROM users WHERE email LIKE $2)",
+        )
+        .bind(now)
+        .bind(&pattern)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM web_sessions WHERE id_hash <> $1 AND user_id IN \
+             (SELECT id FROM users WHERE email LIKE $2)",
+        )
+        .bind(keep.unwrap_or(""))
+        .bind(&pattern)
+        .execute(&mut *tx)
+        .await?;
+        let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE email LIKE $1")
+            .bind(&pattern)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(u64::try_from(users).unwrap_or(0))
+    }
+
     /// An org's SSO settings.
     pub async fn org_sso(&self, org_id: &str) -> Result<Option<OrgSsoRow>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -481,22 +534,28 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Creates or replaces an org's SSO settings; a `None` secret keeps the stored one.
-    pub async fn save_org_sso(&self, row: &OrgSsoRow, now: i64) -> Result<()> {
-        sqlx::query(
+    /// Creates or replaces an org's SSO settings. With `keep_secret`, a `None` secret keeps the
+    /// stored one; without, the row's secret (maybe none) replaces it.
+    pub async fn save_org_sso(&self, row: &OrgSsoRow, keep_secret: bool, now: i64) -> Result<()> {
+        let sql = if keep_secret {
             "INSERT INTO org_sso (org_id, issuer, client_id, client_secret, default_role, require_sso, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (org_id) DO UPDATE SET issuer = $2, client_id = $3, \
-             client_secret = COALESCE($4, org_sso.client_secret), default_role = $5, require_sso = $6, updated_at = $7",
-        )
-        .bind(&row.org_id)
-        .bind(&row.issuer)
-        .bind(&row.client_id)
-        .bind(&row.client_secret)
-        .bind(&row.default_role)
-        .bind(i64::from(row.require_sso))
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+             client_secret = COALESCE($4, org_sso.client_secret), default_role = $5, require_sso = $6, updated_at = $7"
+        } else {
+            "INSERT INTO org_sso (org_id, issuer, client_id, client_secret, default_role, require_sso, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (org_id) DO UPDATE SET issuer = $2, client_id = $3, \
+             client_secret = $4, default_role = $5, require_sso = $6, updated_at = $7"
+        };
+        sqlx::query(sql)
+            .bind(&row.org_id)
+            .bind(&row.issuer)
+            .bind(&row.client_id)
+            .bind(&row.client_secret)
+            .bind(&row.default_role)
+            .bind(i64::from(row.require_sso))
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

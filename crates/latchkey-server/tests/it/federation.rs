@@ -158,6 +158,32 @@ async fn first_sign_in_creates_the_user_and_the_second_finds_it() {
     .await;
     assert_eq!(page.status, 409, "{}", page.body);
     assert!(page.body.contains("only way to sign in"), "{}", page.body);
+    // Adding a password needs a recent sign-in (no current password to confirm).
+    server.clock.advance(700);
+    let page = submit(
+        &again,
+        &server,
+        "/account",
+        "/account/password",
+        &[("new", PASSWORD)],
+    )
+    .await;
+    assert_eq!(page.status, 401, "{}", page.body);
+    assert!(page.body.contains("sign in again"), "{}", page.body);
+    // Signing in again (the provider remembers the browser) and a `next` off-site stays here.
+    let page = sign_in_via(
+        &again,
+        &server,
+        &up,
+        "/sso/corp?next=//evil.example/x",
+        "alice",
+    )
+    .await;
+    assert!(
+        page.url.starts_with(server.url()) && page.url.ends_with("/connect"),
+        "{}",
+        page.url
+    );
     let page = submit(
         &again,
         &server,
@@ -453,6 +479,49 @@ async fn cancelled_unverified_and_unreachable_are_clear_pages() {
         "{}",
         page.body
     );
+    // An answer for Corp ID brought to another provider's callback is refused (and spent).
+    let b = HopBrowser::new();
+    let hop = b.get(&format!("{}/sso/corp", server.url())).await;
+    let corp_cb = format!("{}/sso/corp/callback", server.url());
+    let back = b
+        .sign_in_upstream(hop, &up.issuer, "ulla", Some(&corp_cb))
+        .await;
+    let moved = back
+        .location
+        .clone()
+        .unwrap()
+        .replace("/sso/corp/callback", "/sso/down/callback");
+    let page = b.get(&moved).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(
+        store(&server)
+            .user_by_email("ulla@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A link made through another issuer under the same provider id does not sign in.
+    let now = server.running().state.now();
+    let victor = store(&server)
+        .create_user(Some("victor@example.com"), None, None, false, now)
+        .await
+        .unwrap();
+    store(&server)
+        .link_identity(
+            &victor.id,
+            "corp",
+            "victor",
+            "https://old-idp.example",
+            None,
+            now,
+        )
+        .await
+        .unwrap();
+    let page = sign_in_via(&HopBrowser::new(), &server, &up, "/sso/corp", "victor").await;
+    assert_eq!(page.status, 409, "{}", page.body);
+    assert!(page.body.contains("Corp ID changed"), "{}", page.body);
+
     let page = HopBrowser::new()
         .get(&format!("{}/sso/nope", server.url()))
         .await;
@@ -558,7 +627,75 @@ async fn organization_sso_adds_members_and_can_be_required() {
     let Some(up) = OidcProvider::start_or_skip("upstream.js") else {
         return;
     };
-    let server = TestServer::start().await;
+    let mut settings = with_upstreams(vec![("corp", corp(&up.issuer))]);
+    settings.org_sso_allow_private_networks = Some(true);
+    let server = TestServer::start_with(settings).await;
+    // Before Acme sets anything up: Bob has a password account at acme.test and a CLI
+    // session; Pat signed up through Corp ID; Quinn has a password and linked Corp ID
+    // with a private address.
+    latchkey_server::testkit::Browser::new(server.url())
+        .sign_up("bob@acme.test", PASSWORD)
+        .await;
+    let (s, _, bob_cli) = password_grant(server.url(), "bob@acme.test", PASSWORD, "bob-box").await;
+    assert_eq!(s, 200, "{bob_cli}");
+    sign_in_via(
+        &HopBrowser::new(),
+        &server,
+        &up,
+        "/sso/corp",
+        "pat@acme.test",
+    )
+    .await;
+    assert!(
+        store(&server)
+            .user_by_email("pat@acme.test")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let quinn = HopBrowser::new();
+    let page = quinn.get(&format!("{}/signup", server.url())).await;
+    let form = vec![
+        ("csrf".to_owned(), csrf_of(&page.body)),
+        ("email".to_owned(), "quinn@acme.test".to_owned()),
+        ("password".to_owned(), PASSWORD.to_owned()),
+    ];
+    quinn
+        .follow(
+            quinn
+                .post_form(&format!("{}/signup", server.url()), &form)
+                .await,
+            None,
+        )
+        .await;
+    let page = quinn
+        .get(&format!("{}/sso/corp?link=1", server.url()))
+        .await;
+    assert_eq!(
+        page.status, 200,
+        "a link starts only from a form: {}",
+        page.body
+    );
+    assert!(page.body.contains("Continue to Corp ID"), "{}", page.body);
+    let account = quinn.get(&format!("{}/account", server.url())).await;
+    let form = vec![("csrf".to_owned(), csrf_of(&account.body))];
+    let hop = quinn
+        .post_form(&format!("{}/sso/corp", server.url()), &form)
+        .await;
+    let page = quinn
+        .follow(
+            quinn
+                .sign_in_upstream(hop, &up.issuer, "quinn.private@example.com", None)
+                .await,
+            None,
+        )
+        .await;
+    assert!(
+        page.url.contains("done=linked"),
+        "{} {}",
+        page.url,
+        page.body
+    );
     let owner = HopBrowser::new();
     let page = owner.get(&format!("{}/signup", server.url())).await;
     let form = vec![
@@ -679,6 +816,7 @@ async fn organization_sso_adds_members_and_can_be_required() {
     // A new colleague: Continue with SSO → Acme's provider → account + membership.
     let dana = HopBrowser::new();
     let page = dana.get(&format!("{}/signin/sso", server.url())).await;
+    assert!(page.status == 200);
     let form = vec![
         ("csrf".to_owned(), csrf_of(&page.body)),
         ("email".to_owned(), "dana@acme.test".to_owned()),
@@ -735,9 +873,11 @@ async fn organization_sso_adds_members_and_can_be_required() {
             .is_none()
     );
 
-    // The owner links the org's SSO, then requires it.
+    // The owner links the org's SSO (a form on the org page), then requires it.
+    let org_page = owner.get(&format!("{}/orgs/acme", server.url())).await;
+    let form = vec![("csrf".to_owned(), csrf_of(&org_page.body))];
     let hop = owner
-        .get(&format!("{}/sso/org/acme?link=1", server.url()))
+        .post_form(&format!("{}/sso/org/acme", server.url()), &form)
         .await;
     let page = owner
         .follow(
@@ -790,7 +930,11 @@ async fn organization_sso_adds_members_and_can_be_required() {
     let (s, _, body) = password_grant(server.url(), "owner@acme.test", PASSWORD, "t").await;
     assert_eq!(s, 400, "{body}");
     assert_eq!(body["error"], "invalid_grant");
-    assert_eq!(body["error_uri"], format!("{}/signin/sso", server.url()), "{body}");
+    assert_eq!(
+        body["error_uri"],
+        format!("{}/signin/sso", server.url()),
+        "{body}"
+    );
     assert!(
         body["error_description"]
             .as_str()
@@ -809,9 +953,60 @@ async fn organization_sso_adds_members_and_can_be_required() {
         .post_form(&format!("{}/signup", server.url()), &form)
         .await;
     assert_eq!(page.status, 403, "{}", page.body);
-    // Other domains are unaffected, and SSO still signs the owner in.
-    let (s, _, _) = password_grant(server.url(), "dana@acme.test", "whatever", "t").await;
-    assert_eq!(s, 400);
+    // Sessions made another way ended: Bob's CLI must sign in again (through SSO), Dana's
+    // browser too; the owner's browser stays signed in.
+    let (s, body) = refresh(server.url(), bob_cli["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(
+        dana.get(&format!("{}/account", server.url())).await.status,
+        303
+    );
+    assert_eq!(
+        owner.get(&format!("{}/account", server.url())).await.status,
+        200
+    );
+    // Other providers are refused for the domain: by the address they assert (Pat), and by
+    // the account's own address when the provider asserts another one (Quinn).
+    for login in ["pat@acme.test", "quinn.private@example.com"] {
+        let page = sign_in_via(&HopBrowser::new(), &server, &up, "/sso/corp", login).await;
+        assert_eq!(page.status, 403, "{login}: {}", page.body);
+        assert!(
+            page.body.contains("Acme requires single sign-on"),
+            "{}",
+            page.body
+        );
+    }
+    // Bob, who never used SSO, signs in with Acme's: the verified domain vouches for him, so
+    // his existing account is linked at once (a password he can no longer use cannot prove it).
+    let bob = store(&server)
+        .user_by_email("bob@acme.test")
+        .await
+        .unwrap()
+        .unwrap();
+    let page = sign_in_via(
+        &HopBrowser::new(),
+        &server,
+        &up,
+        "/sso/org/acme?next=/account",
+        "bob@acme.test",
+    )
+    .await;
+    assert!(
+        page.url.ends_with("/account") && page.body.contains("bob@acme.test"),
+        "{} {}",
+        page.url,
+        page.body
+    );
+    assert_eq!(
+        store(&server).identities_of(&bob.id).await.unwrap().len(),
+        1
+    );
+    // Other domains are unaffected.
+    latchkey_server::testkit::Browser::new(server.url())
+        .sign_up("gus@other.test", PASSWORD)
+        .await;
+    let (s, _, body) = password_grant(server.url(), "gus@other.test", PASSWORD, "t").await;
+    assert_eq!(s, 200, "{body}");
     let page = sign_in_via(
         &HopBrowser::new(),
         &server,
@@ -825,6 +1020,44 @@ async fn organization_sso_adds_members_and_can_be_required() {
         "{} {}",
         page.url,
         page.body
+    );
+
+    // Another provider (a second node-oidc-provider): the stored secret is not carried over
+    // to it and the old provider's links are gone, so its subjects reach nobody by old links.
+    let other = OidcProvider::start_or_skip("upstream.js").expect("a second provider");
+    let page = submit(
+        &owner,
+        &server,
+        "/orgs/acme",
+        "/orgs/acme/sso",
+        &[
+            ("issuer", &other.issuer),
+            ("client_id", UPSTREAM_CLIENT_ID),
+            ("default_role", "member"),
+        ],
+    )
+    .await;
+    assert!(
+        page.url.contains("done=sso-saved"),
+        "{} {}",
+        page.url,
+        page.body
+    );
+    let sso = store(&server).org_sso(&acme.id).await.unwrap().unwrap();
+    assert_eq!(sso.issuer, other.issuer);
+    assert!(
+        sso.client_secret.is_none(),
+        "the old secret must not go to a new issuer"
+    );
+    let owner_row = store(&server)
+        .user_by_email("owner@acme.test")
+        .await
+        .unwrap()
+        .unwrap();
+    let left = store(&server).identities_of(&owner_row.id).await.unwrap();
+    assert!(
+        left.iter().all(|i| !i.provider.starts_with("org:")),
+        "{left:?}"
     );
 }
 
@@ -986,6 +1219,7 @@ async fn domains_are_verified_by_a_dns_txt_record() {
     let dns = TxtServer::start().await;
     let server = TestServer::start_with(Settings {
         dns_resolvers: Some(vec![dns.addr.to_string()]),
+        org_sso_allow_private_networks: Some(true),
         ..Settings::default()
     })
     .await;
