@@ -145,9 +145,9 @@ pub struct Settings {
         value_delimiter = ','
     )]
     pub dns_resolvers: Option<Vec<String>>,
-    /// Let organizations' own single sign-on use http:// and loopback, private or link-local
-    /// addresses; for development and tests only: it lets any organization owner make the
-    /// server send requests into its own network [default: false].
+    /// Let organizations' own single sign-on use loopback, private or link-local addresses
+    /// (and http:// on loopback); for development and tests only: it lets any organization
+    /// owner make the server send requests into its own network [default: false].
     #[arg(
         long,
         env = "LATCHKEYD_ORG_SSO_ALLOW_PRIVATE_NETWORKS",

@@ -56,6 +56,7 @@ pub fn is_public_ip(ip: std::net::IpAddr) -> bool {
     use std::net::IpAddr;
     match ip.to_canonical() {
         IpAddr::V4(a) => {
+            let o = a.octets();
             !(a.is_loopback()
                 || a.is_private()
                 || a.is_link_local()
@@ -63,15 +64,22 @@ pub fn is_public_ip(ip: std::net::IpAddr) -> bool {
                 || a.is_broadcast()
                 || a.is_multicast()
                 || a.is_documentation()
-                || a.octets()[0] == 0
-                || (a.octets()[0] == 100 && (a.octets()[1] & 0xc0) == 64))
+                || o[0] == 0
+                || o[0] >= 240
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || (o[0] == 198 && (o[1] & 0xfe) == 18))
         }
         IpAddr::V6(a) => {
+            let seg = a.segments();
             !(a.is_loopback()
                 || a.is_unspecified()
                 || a.is_multicast()
                 || a.is_unique_local()
-                || a.is_unicast_link_local())
+                || a.is_unicast_link_local()
+                // NAT64 and 6to4 lead to IPv4 addresses, private ones included; documentation.
+                || (seg[0] == 0x64 && seg[1] == 0xff9b)
+                || seg[0] == 0x2002
+                || (seg[0] == 0x2001 && seg[1] == 0xdb8))
         }
     }
 }
@@ -369,7 +377,8 @@ impl Federation {
                     userinfo: Some(o.userinfo.clone()),
                     emails: o.emails.clone(),
                     jwks: None,
-                    secret_in_body: false,
+                    // GitHub documents the secret as form fields, not Basic.
+                    secret_in_body: p.preset == "github",
                     iss_required: false,
                 }));
             }
@@ -388,8 +397,11 @@ impl Federation {
                 FederationError::Misconfigured(format!("its discovery document is incomplete: {e}"))
             })?;
         // OpenID Connect Discovery §4.3: the document must name the issuer it was fetched for.
-        let same = doc.issuer.trim_end_matches('/') == issuer
-            || (p.tenant_issuer && doc.issuer == MICROSOFT_TENANT_ISSUER);
+        // Microsoft names a tenant given by domain (or `consumers`) by its GUID.
+        let microsoft_tenant = p.preset == "microsoft"
+            && doc.issuer.starts_with("https://login.microsoftonline.com/")
+            && (!p.tenant_issuer || doc.issuer == MICROSOFT_TENANT_ISSUER);
+        let same = doc.issuer.trim_end_matches('/') == issuer || microsoft_tenant;
         if !same {
             return Err(FederationError::Misconfigured(format!(
                 "the discovery document names issuer {} instead of {issuer}",
@@ -702,6 +714,8 @@ impl Federation {
                 let tid = claim_str(&c, "tid").ok_or_else(|| invalid("the ID token has no tid"))?;
                 doc.replace("{tenantid}", &tid)
             }
+            // The issuer the (checked) discovery document names, e.g. a Microsoft tenant GUID.
+            (Some(doc), false) if p.preset == "microsoft" => doc.clone(),
             _ => configured_issuer.to_owned(),
         };
         if iss.trim_end_matches('/') != expected_iss {

@@ -22,7 +22,8 @@ pub struct UpstreamSettings {
     pub name: Option<String>,
     /// OpenID issuer URL (discovery document at `ISSUER/.well-known/openid-configuration`).
     pub issuer: Option<String>,
-    /// Microsoft Entra tenant: a tenant id or domain, `organizations` or `common`.
+    /// Microsoft Entra tenant: a tenant id or one of its domains, `organizations`, `common` or
+    /// `consumers`.
     pub tenant: Option<String>,
     /// The client id latchkeyd is registered under at the provider.
     pub client_id: Option<String>,
@@ -498,7 +499,8 @@ pub fn validate(id: &str, s: UpstreamSettings) -> Result<UpstreamConfig, ConfigE
                     "tenant must be a tenant id, a domain, `organizations` or `common`",
                 ));
             }
-            tenant_issuer = matches!(tenant, "organizations" | "common" | "consumers");
+            // These two accept users of many tenants; each ID token names its own tenant.
+            tenant_issuer = matches!(tenant, "organizations" | "common");
             let default = format!("https://login.microsoftonline.com/{tenant}/v2.0");
             (
                 "Microsoft",
@@ -616,7 +618,7 @@ pub fn validate(id: &str, s: UpstreamSettings) -> Result<UpstreamConfig, ConfigE
         // in as another's users ("nOAuth").
         return Err(bad(
             id,
-            "trust_email cannot be used with a multi-tenant Microsoft tenant (organizations, common, consumers): any tenant could claim any address",
+            "trust_email cannot be used with a multi-tenant Microsoft tenant (organizations, common): any tenant could claim any address",
         ));
     }
     let scopes = s.scopes.unwrap_or(scopes);

@@ -479,8 +479,10 @@ async fn callback(
     let label = src.label().to_owned();
     let again = format!("/signin?next={}", enc(&row.next));
     if let Some(err) = q.error.as_deref() {
-        st.metrics.login("sso", "cancelled");
-        return if err == "access_denied" {
+        let cancelled = err == "access_denied";
+        st.metrics
+            .login("sso", if cancelled { "cancelled" } else { "failed" });
+        return if cancelled {
             ctx.message_link(
                 StatusCode::FORBIDDEN,
                 "Sign-in cancelled",
@@ -597,9 +599,11 @@ async fn complete(
         .as_deref()
         .and_then(|e| e.rsplit_once('@'))
         .map(|(_, d)| d.to_owned());
-    // An organization's provider vouches only for its own verified domains.
+    // An organization's provider vouches only for its own verified domains, and for those
+    // it is the authority: the organization proved it owns them, so its provider's word is
+    // the verification (Microsoft Entra, for one, sends no `email_verified`).
     let org_vouches = match (src, &domain) {
-        (Source::Org { org, .. }, Some(d)) if id.email_verified => {
+        (Source::Org { org, .. }, Some(d)) => {
             match st.store.org_verified_domain(&org.id, d).await {
                 Ok(v) => v,
                 Err(e) => return ctx.internal(&e),
@@ -667,6 +671,7 @@ async fn complete(
     {
         return r;
     }
+    let newly_linked = existing.is_none();
     let user = if let Some(identity) = existing {
         let user = match st.store.user_by_id(&identity.user_id).await {
             Ok(Some(u)) => u,
@@ -696,7 +701,7 @@ async fn complete(
                 "Try again",
             );
         };
-        if !id.email_verified {
+        if !id.email_verified && !org_vouches {
             st.metrics.login("sso", "unverified_email");
             return ctx.message_link(
                 StatusCode::FORBIDDEN,
@@ -761,7 +766,9 @@ async fn complete(
             false,
         );
     }
-    if let (Source::Org { org, sso, .. }, true) = (src, org_vouches) {
+    // Members join on their first sign-in through the organization's provider; someone an
+    // admin removed later is not added back by signing in again.
+    if let (Source::Org { org, sso, .. }, true) = (src, org_vouches && newly_linked) {
         match st
             .store
             .add_member_if_absent(&org.id, &user.id, &sso.default_role, now)

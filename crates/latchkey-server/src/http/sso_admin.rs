@@ -73,10 +73,33 @@ pub async fn unlink(
         return ctx.message_link(
             StatusCode::CONFLICT,
             "This sign-in method is required",
-            "Your organization requires single sign-on, so its link stays. Ask an admin of the organization if it should be removed.",
+            "Your organization requires single sign-on, so its link stays. Ask an owner of the organization if it should be removed.",
             "/account#identities",
             "Back to your account",
         );
+    }
+    // Links to providers that are gone (no longer configured, SSO removed) are no way in.
+    match st.store.identities_of(&user.id).await {
+        Ok(all) => {
+            let mut live_others = 0;
+            for i in all.iter().filter(|i| i.id != id) {
+                let live = match i.provider.strip_prefix("org:") {
+                    Some(org_id) => matches!(st.store.org_sso(org_id).await, Ok(Some(_))),
+                    None => st.upstream(&i.provider).is_some(),
+                };
+                live_others += usize::from(live);
+            }
+            if all.iter().any(|i| i.id == id) && live_others == 0 && user.password_hash.is_none() {
+                return ctx.message_link(
+                    StatusCode::CONFLICT,
+                    "This is your only way to sign in",
+                    "Unlinking it would lock you out. Set a password or link another provider first, then unlink this one.",
+                    "/account#identities",
+                    "Back to your account",
+                );
+            }
+        }
+        Err(e) => return ctx.internal(&e),
     }
     match st.store.unlink_identity(&user.id, &id).await {
         Ok(i) => {
@@ -163,8 +186,8 @@ async fn admin_of(
     if !roles::allowed(role, Action::ConfigureSso) {
         return Err(ctx.message(
             StatusCode::FORBIDDEN,
-            "Only admins can do this",
-            "Single sign-on is set up by the organization's admins and owners. Ask one of them.",
+            "Only owners can do this",
+            "Single sign-on is set up by the organization's owners: its provider speaks for every address of the organization's domains. Ask an owner.",
             false,
         ));
     }
@@ -252,7 +275,9 @@ pub async fn save(
             client_id,
             client_secret: secret,
             default_role: default_role.as_str().to_owned(),
-            require_sso: existing.as_ref().is_some_and(|s| s.require_sso),
+            // A new provider has not been shown to work: requiring it waits for an owner to
+            // link it again.
+            require_sso: same_provider && existing.as_ref().is_some_and(|s| s.require_sso),
         };
         st.store
             .save_org_sso(&row, keep_secret, st.now())
@@ -322,7 +347,7 @@ pub async fn require(
             }
             let mine = st.store.identities_of(&user.id).await.map_err(internal)?;
             if !mine.iter().any(|i| i.provider == format!("org:{}", org.id)) {
-                return Err(conflict("Sign in once through the organization's SSO yourself (link it on your account page) before requiring it, so that it is known to work."));
+                return Err(conflict("Link the organization's SSO to your own account first (the button next to Require SSO), so that it is known to work."));
             }
         }
         sso.require_sso = on;

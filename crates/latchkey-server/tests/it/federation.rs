@@ -147,7 +147,20 @@ async fn first_sign_in_creates_the_user_and_the_second_finds_it() {
         store(&server).identities_of(&user.id).await.unwrap().len(),
         1
     );
-    // The only way in cannot be unlinked; after setting a password it can.
+    // The only way in cannot be unlinked, even with a link to a provider that is gone;
+    // after setting a password it can.
+    let now = server.running().state.now();
+    store(&server)
+        .link_identity(
+            &user.id,
+            "retired-idp",
+            "alice",
+            "https://gone.example",
+            None,
+            now,
+        )
+        .await
+        .unwrap();
     let page = submit(
         &again,
         &server,
@@ -212,13 +225,9 @@ async fn first_sign_in_creates_the_user_and_the_second_finds_it() {
         page.url,
         page.body
     );
-    assert!(
-        store(&server)
-            .identities_of(&user.id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let left = store(&server).identities_of(&user.id).await.unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].provider, "retired-idp");
     let (s, _, _) = password_grant(server.url(), "alice@example.com", PASSWORD, "t").await;
     assert_eq!(s, 200);
 }
@@ -811,7 +820,11 @@ async fn organization_sso_adds_members_and_can_be_required() {
     )
     .await;
     assert_eq!(page.status, 409, "{}", page.body);
-    assert!(page.body.contains("Sign in once through"), "{}", page.body);
+    assert!(
+        page.body.contains("to your own account first"),
+        "{}",
+        page.body
+    );
 
     // A new colleague: Continue with SSO → Acme's provider → account + membership.
     let dana = HopBrowser::new();
@@ -854,6 +867,50 @@ async fn organization_sso_adds_members_and_can_be_required() {
             .unwrap()
             .map(|r| r.as_str()),
         Some("member")
+    );
+    // At its verified domain the org's provider is the authority, with or without an
+    // `email_verified` claim (Microsoft Entra sends none).
+    let page = sign_in_via(
+        &HopBrowser::new(),
+        &server,
+        &up,
+        "/sso/org/acme",
+        "unverified-hal@acme.test",
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let hal = store(&server)
+        .user_by_email("hal@acme.test")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store(&server)
+            .role_of(&acme.id, &hal.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Someone removed from the org is not added back by signing in again.
+    store(&server)
+        .remove_member(&acme.id, &hal.id)
+        .await
+        .unwrap();
+    let page = sign_in_via(
+        &HopBrowser::new(),
+        &server,
+        &up,
+        "/sso/org/acme",
+        "unverified-hal@acme.test",
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        store(&server)
+            .role_of(&acme.id, &hal.id)
+            .await
+            .unwrap()
+            .is_none()
     );
     // Acme's provider cannot vouch for addresses outside its verified domains.
     let page = sign_in_via(
