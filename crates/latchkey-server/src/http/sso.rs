@@ -236,6 +236,44 @@ fn invalid_state(ctx: &WebCtx) -> Response {
     )
 }
 
+/// A provider as a path names it.
+enum Named {
+    /// `/sso/{id}`.
+    Config(String),
+    /// `/sso/org/{slug}`.
+    Org(String),
+}
+
+/// The provider a path names, or the page that says there is none.
+async fn resolve(ctx: &WebCtx, named: Named) -> Result<Source, Response> {
+    match named {
+        Named::Config(id) => ctx
+            .state()
+            .upstream(&id)
+            .cloned()
+            .map(|p| Source::Config(Box::new(p)))
+            .ok_or_else(|| unknown_provider(ctx)),
+        Named::Org(slug) => match org_source(ctx.state(), &slug).await {
+            Ok(Some(src)) => Ok(src),
+            Ok(None) => Err(unknown_provider(ctx)),
+            Err(e) => Err(ctx.internal(&e)),
+        },
+    }
+}
+
+async fn start_named(
+    ctx: WebCtx,
+    ip: ClientIp,
+    headers: HeaderMap,
+    named: Named,
+    q: StartQuery,
+) -> Response {
+    match resolve(&ctx, named).await {
+        Ok(src) => start(ctx, ip, &headers, src, q, false).await,
+        Err(r) => r,
+    }
+}
+
 /// `GET /sso/{id}`.
 pub async fn start_config(
     ctx: WebCtx,
@@ -244,9 +282,39 @@ pub async fn start_config(
     Path(id): Path<String>,
     Query(q): Query<StartQuery>,
 ) -> Response {
-    match ctx.state().upstream(&id).cloned() {
-        Some(p) => start(ctx, ip, &headers, Source::Config(Box::new(p)), q, false).await,
-        None => unknown_provider(&ctx),
+    start_named(ctx, ip, headers, Named::Config(id), q).await
+}
+
+/// `GET /sso/org/{slug}`.
+pub async fn start_org(
+    ctx: WebCtx,
+    ip: ClientIp,
+    headers: HeaderMap,
+    Path(slug): Path<String>,
+    Query(q): Query<StartQuery>,
+) -> Response {
+    start_named(ctx, ip, headers, Named::Org(slug), q).await
+}
+
+/// Starts linking `named` to the signed-in account, from a form of ours.
+async fn link_named(
+    ctx: WebCtx,
+    ip: ClientIp,
+    headers: HeaderMap,
+    named: Named,
+    form: &super::extract::Params,
+) -> Response {
+    if let Some(r) = ctx.csrf_rejection(form) {
+        return r;
+    }
+    let q = StartQuery {
+        next: Some("/account".into()),
+        login_hint: None,
+        link: Some("1".into()),
+    };
+    match resolve(&ctx, named).await {
+        Ok(src) => start(ctx, ip, &headers, src, q, true).await,
+        Err(r) => r,
     }
 }
 
@@ -258,23 +326,7 @@ pub async fn link_config(
     Path(id): Path<String>,
     WebForm(form): WebForm,
 ) -> Response {
-    if let Some(r) = ctx.csrf_rejection(&form) {
-        return r;
-    }
-    match ctx.state().upstream(&id).cloned() {
-        Some(p) => {
-            start(
-                ctx,
-                ip,
-                &headers,
-                Source::Config(Box::new(p)),
-                link_query(),
-                true,
-            )
-            .await
-        }
-        None => unknown_provider(&ctx),
-    }
+    link_named(ctx, ip, headers, Named::Config(id), &form).await
 }
 
 /// `POST /sso/org/{slug}`: link the organization's SSO to the signed-in account.
@@ -285,37 +337,7 @@ pub async fn link_org(
     Path(slug): Path<String>,
     WebForm(form): WebForm,
 ) -> Response {
-    if let Some(r) = ctx.csrf_rejection(&form) {
-        return r;
-    }
-    match org_source(ctx.state(), &slug).await {
-        Ok(Some(src)) => start(ctx, ip, &headers, src, link_query(), true).await,
-        Ok(None) => unknown_provider(&ctx),
-        Err(e) => ctx.internal(&e),
-    }
-}
-
-fn link_query() -> StartQuery {
-    StartQuery {
-        next: Some("/account".into()),
-        login_hint: None,
-        link: Some("1".into()),
-    }
-}
-
-/// `GET /sso/org/{slug}`.
-pub async fn start_org(
-    ctx: WebCtx,
-    ip: ClientIp,
-    headers: HeaderMap,
-    Path(slug): Path<String>,
-    Query(q): Query<StartQuery>,
-) -> Response {
-    match org_source(ctx.state(), &slug).await {
-        Ok(Some(src)) => start(ctx, ip, &headers, src, q, false).await,
-        Ok(None) => unknown_provider(&ctx),
-        Err(e) => ctx.internal(&e),
-    }
+    link_named(ctx, ip, headers, Named::Org(slug), &form).await
 }
 
 async fn start(
@@ -419,12 +441,7 @@ pub async fn callback_config(
     Path(id): Path<String>,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
-    let src = ctx
-        .state()
-        .upstream(&id)
-        .cloned()
-        .map(|p| Source::Config(Box::new(p)));
-    callback(ctx, ip, ua, &headers, src, q).await
+    callback(ctx, ip, ua, &headers, Named::Config(id), q).await
 }
 
 /// `GET /sso/org/{slug}/callback`.
@@ -436,11 +453,7 @@ pub async fn callback_org(
     Path(slug): Path<String>,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
-    let src = match org_source(ctx.state(), &slug).await {
-        Ok(s) => s,
-        Err(e) => return ctx.internal(&e),
-    };
-    callback(ctx, ip, ua, &headers, src, q).await
+    callback(ctx, ip, ua, &headers, Named::Org(slug), q).await
 }
 
 async fn callback(
@@ -448,13 +461,14 @@ async fn callback(
     ClientIp(ip): ClientIp,
     UserAgent(ua): UserAgent,
     headers: &HeaderMap,
-    src: Option<Source>,
+    named: Named,
     q: CallbackQuery,
 ) -> Response {
     let st = ctx.state().clone();
     let now = st.now();
-    let Some(src) = src else {
-        return unknown_provider(&ctx);
+    let src = match resolve(&ctx, named).await {
+        Ok(src) => src,
+        Err(r) => return r,
     };
     let Some(state) = q
         .state

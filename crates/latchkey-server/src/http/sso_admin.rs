@@ -215,6 +215,23 @@ async fn back(
     }
 }
 
+/// Runs an owner's change to the org's SSO: form and permission checked, then `f`; back to
+/// the org page with its notice, or its error in place.
+async fn org_action(
+    st: &AppState,
+    ctx: &WebCtx,
+    form: &super::extract::Params,
+    slug: &str,
+    f: impl AsyncFnOnce(&UserRow, &OrgRow, Role) -> Result<&'static str, (StatusCode, String)>,
+) -> Response {
+    let (user, org, role) = match admin_of(st, ctx, form, slug).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let result = f(&user, &org, role).await;
+    back(st, ctx, &user, slug, result).await
+}
+
 /// `POST /orgs/{slug}/sso`: set up or change the org's provider. The provider must answer
 /// discovery before anything is saved.
 pub async fn save(
@@ -223,11 +240,7 @@ pub async fn save(
     Path(slug): Path<String>,
     WebForm(form): WebForm,
 ) -> Response {
-    let (user, org, role) = match admin_of(&st, &ctx, &form, &slug).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let result = async {
+    org_action(&st, &ctx, &form, &slug, async |user, org, role| {
         let bad = |m: String| (StatusCode::BAD_REQUEST, m);
         let issuer = normalize_issuer(form.get("issuer").unwrap_or(""))
             .map_err(|e| bad(format!("Issuer URL: {e}.")))?;
@@ -289,9 +302,8 @@ pub async fn save(
         }
         tracing::info!(org = %org.id, user = %user.id, "organization SSO saved");
         Ok("sso-saved")
-    }
-    .await;
-    back(&st, &ctx, &user, &slug, result).await
+    })
+    .await
 }
 
 fn internal(e: StoreError) -> (StatusCode, String) {
@@ -309,17 +321,14 @@ pub async fn delete(
     Path(slug): Path<String>,
     WebForm(form): WebForm,
 ) -> Response {
-    let (user, org, _) = match admin_of(&st, &ctx, &form, &slug).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let r = st
-        .store
-        .delete_org_sso(&org.id)
-        .await
-        .map(|()| "sso-removed")
-        .map_err(internal);
-    back(&st, &ctx, &user, &slug, r).await
+    org_action(&st, &ctx, &form, &slug, async |_, org, _| {
+        st.store
+            .delete_org_sso(&org.id)
+            .await
+            .map(|()| "sso-removed")
+            .map_err(internal)
+    })
+    .await
 }
 
 /// `POST /orgs/{slug}/sso/require`: `require=on|off`. Turning it on needs a verified domain
@@ -330,12 +339,8 @@ pub async fn require(
     Path(slug): Path<String>,
     WebForm(form): WebForm,
 ) -> Response {
-    let (user, org, _) = match admin_of(&st, &ctx, &form, &slug).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     let on = form.get("require") == Some("on");
-    let result = async {
+    org_action(&st, &ctx, &form, &slug, async |user, org, _| {
         let conflict = |m: &str| (StatusCode::CONFLICT, m.to_owned());
         let Some(mut sso) = st.store.org_sso(&org.id).await.map_err(internal)? else {
             return Err(conflict("Set up the identity provider first."));
@@ -371,9 +376,8 @@ pub async fn require(
         }
         tracing::info!(org = %org.id, user = %user.id, require = on, "organization SSO requirement changed");
         Ok(if on { "sso-required" } else { "sso-optional" })
-    }
-    .await;
-    back(&st, &ctx, &user, &slug, result).await
+    })
+    .await
 }
 
 /// `POST /orgs/{slug}/domains`: claim an email domain (to be verified by DNS).
@@ -383,11 +387,7 @@ pub async fn add_domain(
     Path(slug): Path<String>,
     WebForm(form): WebForm,
 ) -> Response {
-    let (user, org, _) = match admin_of(&st, &ctx, &form, &slug).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let result = async {
+    org_action(&st, &ctx, &form, &slug, async |_, org, _| {
         let domain = normalize_domain(form.get("domain").unwrap_or(""))
             .map_err(|e| (StatusCode::BAD_REQUEST, format!("{e}.")))?;
         let token = new_secret("");
@@ -402,9 +402,8 @@ pub async fn add_domain(
             }
             Err(e) => Err(internal(e)),
         }
-    }
-    .await;
-    back(&st, &ctx, &user, &slug, result).await
+    })
+    .await
 }
 
 /// `POST /orgs/{slug}/domains/{domain}/verify`: looks for the TXT record.
@@ -414,11 +413,7 @@ pub async fn verify_domain(
     Path((slug, domain)): Path<(String, String)>,
     WebForm(form): WebForm,
 ) -> Response {
-    let (user, org, _) = match admin_of(&st, &ctx, &form, &slug).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let result = async {
+    org_action(&st, &ctx, &form, &slug, async |_, org, _| {
         let domains = st.store.org_domains(&org.id).await.map_err(internal)?;
         let Some(d) = domains.iter().find(|d| d.domain == domain) else {
             return Err((StatusCode::NOT_FOUND, format!("{domain} is not listed.")));
@@ -450,9 +445,8 @@ pub async fn verify_domain(
             )),
             Err(e) => Err(internal(e)),
         }
-    }
-    .await;
-    back(&st, &ctx, &user, &slug, result).await
+    })
+    .await
 }
 
 /// `POST /orgs/{slug}/domains/{domain}/delete`.
@@ -462,15 +456,12 @@ pub async fn remove_domain(
     Path((slug, domain)): Path<(String, String)>,
     WebForm(form): WebForm,
 ) -> Response {
-    let (user, org, _) = match admin_of(&st, &ctx, &form, &slug).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let r = st
-        .store
-        .remove_org_domain(&org.id, &domain)
-        .await
-        .map(|_| "domain-removed")
-        .map_err(internal);
-    back(&st, &ctx, &user, &slug, r).await
+    org_action(&st, &ctx, &form, &slug, async |_, org, _| {
+        st.store
+            .remove_org_domain(&org.id, &domain)
+            .await
+            .map(|_| "domain-removed")
+            .map_err(internal)
+    })
+    .await
 }

@@ -91,6 +91,75 @@ fn store(server: &TestServer) -> &latchkey_server::store::Store {
     &server.running().state.store
 }
 
+/// Creates an account with a password on the sign-up page, signed in in `b`.
+async fn sign_up(b: &HopBrowser, server: &TestServer, email: &str) -> Hop {
+    let page = b.get(&format!("{}/signup", server.url())).await;
+    let form = vec![
+        ("csrf".to_owned(), csrf_of(&page.body)),
+        ("email".to_owned(), email.to_owned()),
+        ("password".to_owned(), PASSWORD.to_owned()),
+        ("next".to_owned(), "/account".to_owned()),
+    ];
+    let hop = b
+        .post_form(&format!("{}/signup", server.url()), &form)
+        .await;
+    b.follow(hop, None).await
+}
+
+/// Presses the link form `action` on latchkeyd's page `page_path` and signs in at the
+/// upstream as `login`; returns where the browser lands.
+async fn link_via_form(
+    b: &HopBrowser,
+    server: &TestServer,
+    up: &OidcProvider,
+    page_path: &str,
+    action: &str,
+    login: &str,
+) -> Hop {
+    let page = b.get(&format!("{}{page_path}", server.url())).await;
+    let form = vec![("csrf".to_owned(), csrf_of(&page.body))];
+    let hop = b
+        .post_form(&format!("{}{action}", server.url()), &form)
+        .await;
+    b.follow(b.sign_in_upstream(hop, &up.issuer, login, None).await, None)
+        .await
+}
+
+/// "Continue with SSO" with `email`: the answer (a redirect to the provider's start page).
+async fn continue_with_sso(b: &HopBrowser, server: &TestServer, email: &str) -> Hop {
+    let page = b.get(&format!("{}/signin/sso", server.url())).await;
+    assert_eq!(page.status, 200);
+    let form = vec![
+        ("csrf".to_owned(), csrf_of(&page.body)),
+        ("email".to_owned(), email.to_owned()),
+        ("next".to_owned(), "/account".to_owned()),
+    ];
+    b.post_form(&format!("{}/signin/sso", server.url()), &form)
+        .await
+}
+
+/// "Continue with SSO" as `email`, expecting to be sent to `path`, then signing in there.
+async fn sso_by_email(
+    b: &HopBrowser,
+    server: &TestServer,
+    up: &OidcProvider,
+    email: &str,
+    path: &str,
+) -> Hop {
+    let hop = continue_with_sso(b, server, email).await;
+    assert!(
+        hop.location.as_deref().unwrap_or("").contains(path),
+        "{hop:?}"
+    );
+    let at_upstream = b.follow(hop, Some(&up.issuer)).await;
+    b.follow(
+        b.sign_in_upstream(at_upstream, &up.issuer, email, None)
+            .await,
+        None,
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_sign_in_creates_the_user_and_the_second_finds_it() {
     let Some((up, server)) = setup().await else {
@@ -309,15 +378,7 @@ async fn continue_with_sso_routes_by_email_domain() {
         page.body
     );
 
-    let page = b.get(&format!("{}/signin/sso", server.url())).await;
-    let form = vec![
-        ("csrf".to_owned(), csrf_of(&page.body)),
-        ("email".to_owned(), "Bob@Corp.Test".to_owned()),
-        ("next".to_owned(), "/account".to_owned()),
-    ];
-    let hop = b
-        .post_form(&format!("{}/signin/sso", server.url()), &form)
-        .await;
+    let hop = continue_with_sso(&b, &server, "Bob@Corp.Test").await;
     assert_eq!(hop.status, 303);
     let to = hop.location.clone().unwrap();
     assert!(
@@ -663,20 +724,7 @@ async fn organization_sso_adds_members_and_can_be_required() {
             .is_some()
     );
     let quinn = HopBrowser::new();
-    let page = quinn.get(&format!("{}/signup", server.url())).await;
-    let form = vec![
-        ("csrf".to_owned(), csrf_of(&page.body)),
-        ("email".to_owned(), "quinn@acme.test".to_owned()),
-        ("password".to_owned(), PASSWORD.to_owned()),
-    ];
-    quinn
-        .follow(
-            quinn
-                .post_form(&format!("{}/signup", server.url()), &form)
-                .await,
-            None,
-        )
-        .await;
+    sign_up(&quinn, &server, "quinn@acme.test").await;
     let page = quinn
         .get(&format!("{}/sso/corp?link=1", server.url()))
         .await;
@@ -686,19 +734,15 @@ async fn organization_sso_adds_members_and_can_be_required() {
         page.body
     );
     assert!(page.body.contains("Continue to Corp ID"), "{}", page.body);
-    let account = quinn.get(&format!("{}/account", server.url())).await;
-    let form = vec![("csrf".to_owned(), csrf_of(&account.body))];
-    let hop = quinn
-        .post_form(&format!("{}/sso/corp", server.url()), &form)
-        .await;
-    let page = quinn
-        .follow(
-            quinn
-                .sign_in_upstream(hop, &up.issuer, "quinn.private@example.com", None)
-                .await,
-            None,
-        )
-        .await;
+    let page = link_via_form(
+        &quinn,
+        &server,
+        &up,
+        "/account",
+        "/sso/corp",
+        "quinn.private@example.com",
+    )
+    .await;
     assert!(
         page.url.contains("done=linked"),
         "{} {}",
@@ -706,21 +750,7 @@ async fn organization_sso_adds_members_and_can_be_required() {
         page.body
     );
     let owner = HopBrowser::new();
-    let page = owner.get(&format!("{}/signup", server.url())).await;
-    let form = vec![
-        ("csrf".to_owned(), csrf_of(&page.body)),
-        ("email".to_owned(), "owner@acme.test".to_owned()),
-        ("password".to_owned(), PASSWORD.to_owned()),
-        ("next".to_owned(), "/account".to_owned()),
-    ];
-    owner
-        .follow(
-            owner
-                .post_form(&format!("{}/signup", server.url()), &form)
-                .await,
-            None,
-        )
-        .await;
+    sign_up(&owner, &server, "owner@acme.test").await;
     let page = submit(
         &owner,
         &server,
@@ -828,32 +858,7 @@ async fn organization_sso_adds_members_and_can_be_required() {
 
     // A new colleague: Continue with SSO → Acme's provider → account + membership.
     let dana = HopBrowser::new();
-    let page = dana.get(&format!("{}/signin/sso", server.url())).await;
-    assert!(page.status == 200);
-    let form = vec![
-        ("csrf".to_owned(), csrf_of(&page.body)),
-        ("email".to_owned(), "dana@acme.test".to_owned()),
-        ("next".to_owned(), "/account".to_owned()),
-    ];
-    let hop = dana
-        .post_form(&format!("{}/signin/sso", server.url()), &form)
-        .await;
-    assert!(
-        hop.location.as_deref().unwrap().contains("/sso/org/acme?"),
-        "{hop:?}"
-    );
-    let page = dana
-        .follow(
-            dana.sign_in_upstream(
-                dana.follow(hop, Some(&up.issuer)).await,
-                &up.issuer,
-                "dana@acme.test",
-                None,
-            )
-            .await,
-            None,
-        )
-        .await;
+    let page = sso_by_email(&dana, &server, &up, "dana@acme.test", "/sso/org/acme?").await;
     assert!(page.url.ends_with("/account"), "{} {}", page.url, page.body);
     let dana_row = store(&server)
         .user_by_email("dana@acme.test")
@@ -931,19 +936,15 @@ async fn organization_sso_adds_members_and_can_be_required() {
     );
 
     // The owner links the org's SSO (a form on the org page), then requires it.
-    let org_page = owner.get(&format!("{}/orgs/acme", server.url())).await;
-    let form = vec![("csrf".to_owned(), csrf_of(&org_page.body))];
-    let hop = owner
-        .post_form(&format!("{}/sso/org/acme", server.url()), &form)
-        .await;
-    let page = owner
-        .follow(
-            owner
-                .sign_in_upstream(hop, &up.issuer, "owner@acme.test", None)
-                .await,
-            None,
-        )
-        .await;
+    let page = link_via_form(
+        &owner,
+        &server,
+        &up,
+        "/orgs/acme",
+        "/sso/org/acme",
+        "owner@acme.test",
+    )
+    .await;
     assert!(
         page.url.contains("done=linked"),
         "{} {}",
@@ -1285,18 +1286,7 @@ async fn domains_are_verified_by_a_dns_txt_record() {
         let up = &up;
         async move {
             let b = HopBrowser::new();
-            let page = b.get(&format!("{}/signup", server.url())).await;
-            let form = vec![
-                ("csrf".to_owned(), csrf_of(&page.body)),
-                ("email".to_owned(), email.to_owned()),
-                ("password".to_owned(), PASSWORD.to_owned()),
-            ];
-            b.follow(
-                b.post_form(&format!("{}/signup", server.url()), &form)
-                    .await,
-                None,
-            )
-            .await;
+            sign_up(&b, server, email).await;
             submit(
                 &b,
                 server,
@@ -1355,31 +1345,14 @@ async fn domains_are_verified_by_a_dns_txt_record() {
     assert!(page.body.contains("verified"), "{}", page.body);
 
     // Routing now goes to Globex; its provider adds the colleague as a viewer.
-    let hop = HopBrowser::new();
-    let page = hop.get(&format!("{}/signin/sso", server.url())).await;
-    let form = vec![
-        ("csrf".to_owned(), csrf_of(&page.body)),
-        ("email".to_owned(), "hank@globex.test".to_owned()),
-    ];
-    let to = hop
-        .post_form(&format!("{}/signin/sso", server.url()), &form)
-        .await;
-    assert!(
-        to.location.as_deref().unwrap().contains("/sso/org/globex?"),
-        "{to:?}"
-    );
-    let page = hop
-        .follow(
-            hop.sign_in_upstream(
-                hop.follow(to, Some(&up.issuer)).await,
-                &up.issuer,
-                "hank@globex.test",
-                None,
-            )
-            .await,
-            None,
-        )
-        .await;
+    let page = sso_by_email(
+        &HopBrowser::new(),
+        &server,
+        &up,
+        "hank@globex.test",
+        "/sso/org/globex?",
+    )
+    .await;
     assert_eq!(page.status, 200, "{}", page.body);
     let globex_org = store(&server).org("globex").await.unwrap().unwrap();
     let hank = store(&server)
