@@ -181,6 +181,18 @@ impl Hop {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v)
     }
+
+    /// Fails the test, showing where the browser ended and what it saw, unless the URL contains
+    /// `needle`.
+    #[track_caller]
+    pub fn assert_at(&self, needle: &str) {
+        assert!(
+            self.url.contains(needle),
+            "expected a URL with {needle:?}, got {} {}",
+            self.url,
+            self.body
+        );
+    }
 }
 
 /// At most this many redirects are followed in a row before a test is failed.

@@ -274,12 +274,7 @@ async fn first_sign_in_creates_the_user_and_the_second_finds_it() {
         &[("new", PASSWORD)],
     )
     .await;
-    assert!(
-        page.url.contains("done=password"),
-        "{} {}",
-        page.url,
-        page.body
-    );
+    page.assert_at("done=password");
     let page = submit(
         &again,
         &server,
@@ -288,12 +283,7 @@ async fn first_sign_in_creates_the_user_and_the_second_finds_it() {
         &[],
     )
     .await;
-    assert!(
-        page.url.contains("done=unlinked"),
-        "{} {}",
-        page.url,
-        page.body
-    );
+    page.assert_at("done=unlinked");
     let left = store(&server).identities_of(&user.id).await.unwrap();
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(left[0].provider, "retired-idp");
@@ -662,12 +652,7 @@ async fn an_existing_account_is_linked_only_after_it_signs_in() {
         &[("decision", "link")],
     )
     .await;
-    assert!(
-        page.url.contains("done=linked"),
-        "{} {}",
-        page.url,
-        page.body
-    );
+    page.assert_at("done=linked");
     assert_eq!(
         store(&server).identities_of(&erin.id).await.unwrap().len(),
         1
@@ -743,12 +728,7 @@ async fn organization_sso_adds_members_and_can_be_required() {
         "quinn.private@example.com",
     )
     .await;
-    assert!(
-        page.url.contains("done=linked"),
-        "{} {}",
-        page.url,
-        page.body
-    );
+    page.assert_at("done=linked");
     let owner = HopBrowser::new();
     sign_up(&owner, &server, "owner@acme.test").await;
     let page = submit(
@@ -759,12 +739,7 @@ async fn organization_sso_adds_members_and_can_be_required() {
         &[("name", "Acme"), ("slug", "acme")],
     )
     .await;
-    assert!(
-        page.url.contains("/orgs/acme"),
-        "{} {}",
-        page.url,
-        page.body
-    );
+    page.assert_at("/orgs/acme");
     assert!(page.body.contains("Single sign-on"), "{}", page.body);
     assert!(
         page.body.contains("sso&#x2f;org&#x2f;acme&#x2f;callback"),
@@ -800,12 +775,7 @@ async fn organization_sso_adds_members_and_can_be_required() {
         ],
     )
     .await;
-    assert!(
-        page.url.contains("done=sso-saved"),
-        "{} {}",
-        page.url,
-        page.body
-    );
+    page.assert_at("done=sso-saved");
     assert!(
         !page.body.contains(UPSTREAM_CLIENT_SECRET),
         "the secret is never shown again"
@@ -945,12 +915,7 @@ async fn organization_sso_adds_members_and_can_be_required() {
         "owner@acme.test",
     )
     .await;
-    assert!(
-        page.url.contains("done=linked"),
-        "{} {}",
-        page.url,
-        page.body
-    );
+    page.assert_at("done=linked");
     let page = submit(
         &owner,
         &server,
@@ -959,12 +924,7 @@ async fn organization_sso_adds_members_and_can_be_required() {
         &[("require", "on")],
     )
     .await;
-    assert!(
-        page.url.contains("done=sso-required"),
-        "{} {}",
-        page.url,
-        page.body
-    );
+    page.assert_at("done=sso-required");
 
     // Passwords are refused for acme.test, with the way to go.
     let b = HopBrowser::new();
@@ -1095,12 +1055,7 @@ async fn organization_sso_adds_members_and_can_be_required() {
         ],
     )
     .await;
-    assert!(
-        page.url.contains("done=sso-saved"),
-        "{} {}",
-        page.url,
-        page.body
-    );
+    page.assert_at("done=sso-saved");
     let sso = store(&server).org_sso(&acme.id).await.unwrap().unwrap();
     assert_eq!(sso.issuer, other.issuer);
     assert!(
@@ -1336,12 +1291,7 @@ async fn domains_are_verified_by_a_dns_txt_record() {
         vec!["v=spf1 -all".into(), value.clone()],
     );
     let page = submit(&globex, &server, "/orgs/globex", verify, &[]).await;
-    assert!(
-        page.url.contains("done=domain-verified"),
-        "{} {}",
-        page.url,
-        page.body
-    );
+    page.assert_at("done=domain-verified");
     assert!(page.body.contains("verified"), "{}", page.body);
 
     // Routing now goes to Globex; its provider adds the colleague as a viewer.
