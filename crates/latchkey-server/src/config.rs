@@ -10,6 +10,8 @@ use url::Url;
 use latchkey_proto::methods;
 use std::collections::BTreeMap;
 
+use crate::domain::sealing::SealingKeys;
+use crate::federation::config::ClientSecret;
 use crate::federation::{self, UpstreamConfig, UpstreamSettings};
 
 /// Settings as given: every field optional. The same struct is parsed from flags/environment
@@ -154,6 +156,17 @@ pub struct Settings {
         value_name = "BOOL"
     )]
     pub org_sso_allow_private_networks: Option<bool>,
+    /// File holding the secret key that seals organizations' single sign-on client secrets in
+    /// the database (`latchkeyd secrets generate-key` makes one; during a rotation the new key
+    /// on the first line, old ones below). Or the key itself in `LATCHKEYD_SECRET_KEY`.
+    /// Without a key, organizations can only use public clients [default: none].
+    #[arg(long, env = "LATCHKEYD_SECRET_KEY_FILE", value_name = "FILE")]
+    pub secret_key_file: Option<PathBuf>,
+    /// The secret key itself, from `LATCHKEYD_SECRET_KEY` only (never a flag, which other
+    /// users can see, nor the settings file).
+    #[arg(skip)]
+    #[serde(skip)]
+    pub secret_key: Option<ClientSecret>,
     /// Upstream identity providers, `[upstream.ID]` tables of the settings file, or
     /// `LATCHKEYD_UPSTREAM_<ID>_<KEY>` variables (docs/federation.md).
     #[arg(skip)]
@@ -203,14 +216,21 @@ impl Settings {
             org_sso_allow_private_networks: self
                 .org_sso_allow_private_networks
                 .or(other.org_sso_allow_private_networks),
+            secret_key_file: self.secret_key_file.or(other.secret_key_file),
+            secret_key: self.secret_key.or(other.secret_key),
             upstream: federation::config::merge(self.upstream, other.upstream),
         }
     }
 
-    /// Upstream providers from `LATCHKEYD_UPSTREAM_<ID>_<KEY>` environment variables.
-    pub fn from_env_upstreams() -> Result<Settings, ConfigError> {
+    /// What only the environment can give: upstream providers from
+    /// `LATCHKEYD_UPSTREAM_<ID>_<KEY>` variables and the secret key from `LATCHKEYD_SECRET_KEY`.
+    pub fn from_env_only() -> Result<Settings, ConfigError> {
         Ok(Settings {
             upstream: federation::config::from_env(std::env::vars())?,
+            secret_key: std::env::var("LATCHKEYD_SECRET_KEY")
+                .ok()
+                .filter(|k| !k.trim().is_empty())
+                .map(ClientSecret::new),
             ..Settings::default()
         })
     }
@@ -223,7 +243,7 @@ impl Settings {
         })?;
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         let parsed = match ext {
-            "toml" => toml::from_str(&text).map_err(|e| e.to_string()),
+            "toml" => toml::from_str(&text).map_err(|e| toml_error(&text, &e)),
             "yaml" | "yml" => yaml_serde::from_str(&text).map_err(|e| e.to_string()),
             _ => Err("the file name must end in .toml, .yaml or .yml".to_owned()),
         };
@@ -231,6 +251,21 @@ impl Settings {
             path: path.to_owned(),
             reason,
         })
+    }
+}
+
+/// A TOML error as its position and message, without the snippet of the file that toml's own
+/// text quotes: that line may hold a secret written where it does not belong.
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message.to_owned(),
     }
 }
 
@@ -310,6 +345,8 @@ pub struct Config {
     pub dns_resolvers: Vec<SocketAddr>,
     /// Whether organizations' SSO may use http:// and non-public addresses.
     pub org_sso_allow_private_networks: bool,
+    /// Keys sealing organizations' client secrets; empty when none is configured.
+    pub sealing_keys: SealingKeys,
     /// Upstream identity providers, in id order.
     pub upstreams: Vec<UpstreamConfig>,
 }
@@ -623,6 +660,7 @@ impl Config {
                 })
                 .collect::<Result<Vec<_>, _>>()?,
             org_sso_allow_private_networks: s.org_sso_allow_private_networks.unwrap_or(false),
+            sealing_keys: sealing_keys(s.secret_key, s.secret_key_file)?,
             upstreams: federation::config::validate_all(s.upstream)?,
         })
     }
@@ -639,7 +677,37 @@ impl Config {
     }
 }
 
+/// The sealing keys from `LATCHKEYD_SECRET_KEY` or `secret_key_file` (not both).
+fn sealing_keys(
+    key: Option<ClientSecret>,
+    file: Option<PathBuf>,
+) -> Result<SealingKeys, ConfigError> {
+    let which = if key.is_some() {
+        "LATCHKEYD_SECRET_KEY"
+    } else {
+        "secret_key_file"
+    };
+    let text = match (key, file) {
+        (None, None) => return Ok(SealingKeys::default()),
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "secret_key_file",
+                "LATCHKEYD_SECRET_KEY is set too; give the key one way only",
+            ));
+        }
+        (Some(k), None) => k.expose().to_owned(),
+        (None, Some(path)) => std::fs::read_to_string(&path).map_err(|e| {
+            invalid(
+                "secret_key_file",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?,
+    };
+    SealingKeys::parse(&text).map_err(|e| invalid(which, e))
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -787,5 +855,87 @@ mod tests {
         assert_eq!(parse_version("v2.0"), Some((2, 0, 0)));
         assert_eq!(parse_version("0.1.0-beta.1"), Some((0, 1, 0)));
         assert_eq!(parse_version("x"), None);
+    }
+
+    #[test]
+    fn settings_file_errors_do_not_quote_the_file() {
+        let dir = std::env::temp_dir().join(format!("lk-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, body) in [
+            (
+                "a.toml",
+                "listen = \"127.0.0.1:1\"\nsecret_key = \"hunter2hunter2\"\n",
+            ),
+            (
+                "b.toml",
+                "[upstream.x]\nclient_id = \"c\"\nclient_secret = \"hunter2hunter2\"\n",
+            ),
+            ("c.yaml", "secret_key: hunter2hunter2\n"),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, body).unwrap();
+            let e = Settings::from_file(&path).unwrap_err().to_string();
+            assert!(!e.contains("hunter2"), "{name}: {e}");
+            assert!(e.contains("unknown field"), "{name}: {e}");
+            if name.ends_with(".toml") {
+                assert!(
+                    e.contains("line 2, column 1") || e.contains("line 3, column 1"),
+                    "{e}"
+                );
+            }
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn secret_key_from_the_environment_or_a_file() {
+        let key = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+        let none = Config::from_settings(Settings::default()).unwrap();
+        assert!(none.sealing_keys.is_empty());
+        let env = Config::from_settings(Settings {
+            secret_key: Some(ClientSecret::new(key)),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(env.sealing_keys.ids().len(), 1);
+        assert!(!format!("{env:?}").contains(key));
+        let path = std::env::temp_dir().join(format!("lk-secret-key-{}", std::process::id()));
+        std::fs::write(&path, format!("{}\n{key}\n", "ab".repeat(32))).unwrap();
+        let file = Config::from_settings(Settings {
+            secret_key_file: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(file.sealing_keys.ids().len(), 2);
+        assert_eq!(file.sealing_keys.ids()[1], env.sealing_keys.ids()[0]);
+        let both = Config::from_settings(Settings {
+            secret_key: Some(ClientSecret::new(key)),
+            secret_key_file: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(both.contains("one way only"), "{both}");
+        std::fs::remove_file(&path).ok();
+        let bad = Config::from_settings(Settings {
+            secret_key: Some(ClientSecret::new("hunter2hunter2")),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            bad.contains("LATCHKEYD_SECRET_KEY") && !bad.contains("hunter2"),
+            "{bad}"
+        );
+        let missing = Config::from_settings(Settings {
+            secret_key_file: Some("/nonexistent/latchkey.key".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            missing.contains("cannot read /nonexistent/latchkey.key"),
+            "{missing}"
+        );
     }
 }

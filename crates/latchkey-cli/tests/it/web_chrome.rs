@@ -126,7 +126,7 @@ async fn wait_at(chrome: &Chrome, prefix: &str, what: &str, ok: impl Fn(&str) ->
 async fn web_login_through_an_upstream_provider_in_chromium() {
     use latchkey_server::federation::UpstreamSettings;
     use latchkey_server::testkit::oidc::{
-        OidcProvider, UPSTREAM_CLIENT_ID, UPSTREAM_CLIENT_SECRET,
+        OidcProvider, TEST_SECRET_KEY, UPSTREAM_CLIENT_ID, UPSTREAM_CLIENT_SECRET,
     };
     let Some(up) = OidcProvider::start_or_skip("upstream.js") else {
         return;
@@ -141,6 +141,10 @@ async fn web_login_through_an_upstream_provider_in_chromium() {
     };
     let w = World::with_settings(latchkey_server::config::Settings {
         upstream: Some([("corp".to_owned(), corp)].into_iter().collect()),
+        // Organizations can store client secrets: the org page shows its whole SSO form.
+        secret_key: Some(latchkey_server::federation::config::ClientSecret::new(
+            TEST_SECRET_KEY,
+        )),
         ..latchkey_server::config::Settings::default()
     })
     .await;

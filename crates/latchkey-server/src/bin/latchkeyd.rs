@@ -48,6 +48,9 @@ enum Cmd {
     /// Organizations' email domains: verify one without DNS (the operator vouches for it).
     #[command(subcommand)]
     Orgs(OrgsCmd),
+    /// The secret key that seals organizations' client secrets: make one, reseal with it.
+    #[command(subcommand)]
+    Secrets(SecretsCmd),
     /// Validate the settings and print the effective configuration (database password and
     /// client secrets hidden) and the upstream identity providers.
     CheckConfig {
@@ -56,6 +59,16 @@ enum Cmd {
         #[arg(long)]
         connect: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretsCmd {
+    /// Print a new random key (64 hex characters) for `secret_key_file` or
+    /// `LATCHKEYD_SECRET_KEY`.
+    GenerateKey,
+    /// Seal every stored client secret again with the first key, so older keys can be
+    /// removed from the key file afterwards.
+    Reseal,
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,12 +146,17 @@ fn parse_args() -> Args {
 
 fn run() -> anyhow::Result<()> {
     let args = parse_args();
+    if let Some(Cmd::Secrets(SecretsCmd::GenerateKey)) = args.command {
+        // Needs no settings: the key is what the settings will name.
+        println!("{}", latchkey_server::domain::sealing::generate_key());
+        return Ok(());
+    }
     let file = match &args.config {
         Some(p) => Settings::from_file(p)?,
         None => Settings::default(),
     };
-    let env_upstreams = Settings::from_env_upstreams()?;
-    let config = Config::from_settings(args.settings.or(env_upstreams).or(file))?;
+    let env_only = Settings::from_env_only()?;
+    let config = Config::from_settings(args.settings.or(env_only).or(file))?;
     let command = args.command.unwrap_or(Cmd::Serve);
     if let Cmd::CheckConfig { connect: false } = command {
         print_config(&config);
@@ -156,6 +174,7 @@ fn run() -> anyhow::Result<()> {
             Cmd::Keys(k) => keys_cmd(&config, k).await,
             Cmd::Users(u) => users_cmd(&config, u).await,
             Cmd::Orgs(o) => orgs_cmd(&config, o).await,
+            Cmd::Secrets(_) => reseal(&config).await,
             Cmd::CheckConfig { .. } => {
                 print_config(&config);
                 check_upstreams(&config).await?;
@@ -471,6 +490,17 @@ fn print_config(config: &Config) {
             );
         }
     }
+    let ids = config.sealing_keys.ids();
+    match ids.split_first() {
+        None => println!(
+            "secret key: none (organizations can use only public clients for SSO; see secret_key_file)"
+        ),
+        Some((first, [])) => println!("secret key: {first}"),
+        Some((first, old)) => println!(
+            "secret key: {first}, and {} for opening older secrets (`latchkeyd secrets reseal` moves them to {first})",
+            old.join(", ")
+        ),
+    }
 }
 
 /// Fetches each upstream provider's discovery document; fails naming the first that does not
@@ -494,6 +524,61 @@ async fn check_upstreams(config: &Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `latchkeyd secrets reseal`: seals every organization's client secret with the first key.
+async fn reseal(config: &Config) -> anyhow::Result<()> {
+    use latchkey_server::domain::sealing::org_sso_context;
+    let keys = &config.sealing_keys;
+    let Some(current) = keys.ids().first().map(|id| (*id).to_owned()) else {
+        bail!(
+            "no secret key is set: give the key file with --secret-key-file (new key first, old ones below) or LATCHKEYD_SECRET_KEY"
+        );
+    };
+    let store = open_current(config).await?;
+    let result = async {
+        let (mut resealed, mut current_already, mut unreadable) = (0, 0, Vec::new());
+        for (slug, sso) in store.org_sso_secrets().await? {
+            let Some(sealed) = sso.client_secret.as_deref() else {
+                continue;
+            };
+            if keys.is_current(sealed) {
+                current_already += 1;
+                continue;
+            }
+            let context = org_sso_context(&sso.org_id, &sso.issuer, &sso.client_id);
+            let plain = match keys.open(sealed, &context) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("{slug}: cannot open its client secret ({e}); an owner must enter it again");
+                    unreadable.push(slug);
+                    continue;
+                }
+            };
+            let new = keys.seal(&plain, &context)?;
+            if store.replace_org_sso_secret(&sso.org_id, sealed, &new).await? {
+                resealed += 1;
+            } else {
+                // An owner saved a new secret meanwhile, sealed with the current key.
+                current_already += 1;
+            }
+        }
+        println!(
+            "{resealed} client secrets resealed with key {current}, {current_already} already were, {} unreadable",
+            unreadable.len()
+        );
+        if unreadable.is_empty() {
+            Ok(())
+        } else {
+            bail!(
+                "some secrets were sealed with a key not in the settings: add it and run this again, or ask the owners of {} to enter their client secret again",
+                unreadable.join(", ")
+            )
+        }
+    }
+    .await;
+    store.close().await;
+    result
 }
 
 async fn orgs_cmd(config: &Config, cmd: OrgsCmd) -> anyhow::Result<()> {

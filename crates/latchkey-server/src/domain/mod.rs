@@ -15,5 +15,6 @@ pub mod pkce;
 pub mod ratelimit;
 pub mod roles;
 pub mod scope;
+pub mod sealing;
 pub mod secrets;
 pub mod tokens;

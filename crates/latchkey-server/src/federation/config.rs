@@ -325,7 +325,7 @@ impl UpstreamConfig {
         name: &str,
         issuer: &str,
         client_id: &str,
-        client_secret: Option<String>,
+        client_secret: Option<ClientSecret>,
         restricted: bool,
     ) -> UpstreamConfig {
         UpstreamConfig {
@@ -336,7 +336,7 @@ impl UpstreamConfig {
                 issuer: issuer.trim_end_matches('/').to_owned(),
             },
             client_id: client_id.to_owned(),
-            client_secret: client_secret.map(ClientSecret::new),
+            client_secret,
             scopes: vec!["openid".into(), "email".into(), "profile".into()],
             claims: ClaimMap {
                 subject: "sub".into(),

@@ -22,10 +22,11 @@ use super::extract::{ClientIp, UserAgent, cookie};
 use super::web::{WebCtx, WebForm, cookie_header, safe_next};
 use crate::domain::accounts::normalize_email;
 use crate::domain::pkce::s256;
+use crate::domain::sealing::{self, SealError};
 use crate::domain::secrets::{constant_time_eq, hash_secret, new_secret};
 use crate::federation::UpstreamIdentity;
 use crate::federation::client::{FederationError, Pending};
-use crate::federation::config::UpstreamConfig;
+use crate::federation::config::{ClientSecret, UpstreamConfig};
 use crate::state::{AppState, SharedState};
 use crate::store::{OrgRow, OrgSsoRow, PendingLinkRow, StoreError, UpstreamLoginRow, UserRow};
 
@@ -83,20 +84,54 @@ impl Source {
     }
 }
 
+/// Why an organization's provider cannot be used.
+pub enum OrgSourceError {
+    /// Storage.
+    Store(StoreError),
+    /// Its client secret does not open with this server's keys.
+    Secret(SealError),
+}
+
+impl From<StoreError> for OrgSourceError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// An organization's stored client secret, opened with this server's keys.
+pub fn open_org_secret(st: &AppState, sso: &OrgSsoRow) -> Result<Option<ClientSecret>, SealError> {
+    sso.client_secret
+        .as_deref()
+        .map(|sealed| {
+            st.config
+                .sealing_keys
+                .open(
+                    sealed,
+                    &sealing::org_sso_context(&sso.org_id, &sso.issuer, &sso.client_id),
+                )
+                .map(ClientSecret::new)
+        })
+        .transpose()
+}
+
 /// The provider of an organization, when it has SSO set up.
-pub async fn org_source(st: &AppState, slug: &str) -> Result<Option<Source>, StoreError> {
+pub async fn org_source(st: &AppState, slug: &str) -> Result<Option<Source>, OrgSourceError> {
     let Some(org) = st.store.org(slug).await? else {
         return Ok(None);
     };
     let Some(sso) = st.store.org_sso(&org.id).await? else {
         return Ok(None);
     };
+    let secret = open_org_secret(st, &sso).map_err(|e| {
+        tracing::warn!(org = %org.id, error = %e, "organization SSO client secret cannot be opened");
+        OrgSourceError::Secret(e)
+    })?;
     let cfg = UpstreamConfig::for_org(
         &org.slug,
         &format!("{} SSO", org.name),
         &sso.issuer,
         &sso.client_id,
-        sso.client_secret.clone(),
+        secret,
         !st.config.org_sso_allow_private_networks,
     );
     Ok(Some(Source::Org {
@@ -256,7 +291,14 @@ async fn resolve(ctx: &WebCtx, named: Named) -> Result<Source, Response> {
         Named::Org(slug) => match org_source(ctx.state(), &slug).await {
             Ok(Some(src)) => Ok(src),
             Ok(None) => Err(unknown_provider(ctx)),
-            Err(e) => Err(ctx.internal(&e)),
+            Err(OrgSourceError::Store(e)) => Err(ctx.internal(&e)),
+            Err(OrgSourceError::Secret(_)) => Err(ctx.message_link(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Single sign-on is not available",
+                "This organization's single sign-on cannot be used right now: its client secret was saved under a key this server no longer has. An owner of the organization must enter the client secret again on the organization's page; until then, sign in another way.",
+                "/signin",
+                "Back to sign-in",
+            )),
         },
     }
 }

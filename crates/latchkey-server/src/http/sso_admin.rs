@@ -10,13 +10,14 @@ use serde_json::{Value, json};
 
 use super::account::{org_page, require_user};
 use super::orgs::{self, Actor};
-use super::sso::source_label;
+use super::sso::{open_org_secret, source_label};
 use super::web::{WebCtx, WebForm};
 use crate::domain::accounts::Role;
 use crate::domain::dns;
 use crate::domain::roles::{self, Action};
+use crate::domain::sealing;
 use crate::domain::secrets::new_secret;
-use crate::federation::config::{UpstreamConfig, normalize_domain, normalize_issuer};
+use crate::federation::config::{ClientSecret, UpstreamConfig, normalize_domain, normalize_issuer};
 use crate::state::{AppState, SharedState};
 use crate::store::{OrgRow, OrgSsoRow, StoreError, UnlinkError, UserRow};
 
@@ -153,6 +154,8 @@ pub async fn org_sso_context(
         "issuer": sso.as_ref().map(|s| s.issuer.clone()),
         "client_id": sso.as_ref().map(|s| s.client_id.clone()),
         "has_secret": sso.as_ref().is_some_and(|s| s.client_secret.is_some()),
+        "secret_unreadable": sso.as_ref().is_some_and(|s| open_org_secret(st, s).is_err()),
+        "can_store_secret": !st.config.sealing_keys.is_empty(),
         "default_role": sso.as_ref().map_or("member".to_owned(), |s| s.default_role.clone()),
         "require_sso": sso.as_ref().is_some_and(|s| s.require_sso),
         "redirect_uri": format!("{}/sso/org/{}/callback", st.issuer, org.slug),
@@ -264,11 +267,23 @@ pub async fn save(
             .as_ref()
             .is_some_and(|e| e.issuer == issuer && e.client_id == client_id);
         let keep_secret = same_provider && secret.is_none();
-        let probe_secret = if keep_secret {
-            existing.as_ref().and_then(|e| e.client_secret.clone())
-        } else {
-            secret.clone()
+        let probe_secret = match (&existing, keep_secret) {
+            (Some(e), true) => open_org_secret(&st, e).map_err(|_| {
+                bad("The stored client secret cannot be read: it was saved under a key this server no longer has. Enter the client secret again.".into())
+            })?,
+            _ => secret.clone().map(ClientSecret::new),
         };
+        let sealed = secret
+            .as_deref()
+            .map(|plain| {
+                st.config
+                    .sealing_keys
+                    .seal(plain, &sealing::org_sso_context(&org.id, &issuer, &client_id))
+            })
+            .transpose()
+            .map_err(|_| {
+                bad("This server cannot store client secrets: its operator has not set a secret key (secret_key_file, see docs/configuration.md). Leave the client secret empty to use a public client with PKCE, or ask the operator.".into())
+            })?;
         let probe = UpstreamConfig::for_org(
             &org.slug,
             &org.name,
@@ -286,7 +301,7 @@ pub async fn save(
             org_id: org.id.clone(),
             issuer,
             client_id,
-            client_secret: secret,
+            client_secret: sealed,
             default_role: default_role.as_str().to_owned(),
             // A new provider has not been shown to work: requiring it waits for an owner to
             // link it again.

@@ -84,7 +84,7 @@ pub struct OrgSsoRow {
     pub issuer: String,
     /// Client id at the provider.
     pub client_id: String,
-    /// Client secret (stored as given: the database must be protected; docs/security.md).
+    /// Client secret, sealed under the operator's secret key (`domain::sealing`).
     pub client_secret: Option<String>,
     /// Role of members added on first sign-in.
     pub default_role: String,
@@ -557,6 +557,32 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Every organization SSO with a stored (sealed) client secret, with the org's slug.
+    pub async fn org_sso_secrets(&self) -> Result<Vec<(String, OrgSsoRow)>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SSO_COLS}, o.slug FROM org_sso s JOIN orgs o ON o.id = s.org_id \
+             WHERE s.client_secret IS NOT NULL ORDER BY o.slug"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("slug")?, sso_from(r)?)))
+            .collect()
+    }
+
+    /// Replaces an org's sealed client secret, unless it changed since it was read (`Ok(false)`).
+    pub async fn replace_org_sso_secret(&self, org_id: &str, old: &str, new: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE org_sso SET client_secret = $3 WHERE org_id = $1 AND client_secret = $2",
+        )
+        .bind(org_id)
+        .bind(old)
+        .bind(new)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Removes an org's SSO (its linked identities stay, unused).

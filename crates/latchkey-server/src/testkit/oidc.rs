@@ -28,6 +28,10 @@ pub const UPSTREAM_CLIENT_ID: &str = "latchkey";
 /// That client's secret (`client_secret_basic`).
 pub const UPSTREAM_CLIENT_SECRET: &str = "upstream-test-secret";
 
+/// A `secret_key` for servers whose organizations store client secrets (64 hex characters).
+pub const TEST_SECRET_KEY: &str =
+    "6c617463686b6579207465737420736563726574206b65792034207465737473";
+
 /// Path of `testing/oidc-provider`, the npm project with node-oidc-provider and its scripts.
 pub fn provider_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testing/oidc-provider")

@@ -6,8 +6,9 @@
 use crate::*;
 use latchkey_server::config::Settings;
 use latchkey_server::federation::UpstreamSettings;
+use latchkey_server::federation::config::ClientSecret;
 use latchkey_server::testkit::oidc::{
-    Hop, HopBrowser, OidcProvider, UPSTREAM_CLIENT_ID, UPSTREAM_CLIENT_SECRET,
+    Hop, HopBrowser, OidcProvider, TEST_SECRET_KEY, UPSTREAM_CLIENT_ID, UPSTREAM_CLIENT_SECRET,
 };
 use latchkey_server::testkit::{TestServer, hidden_fields};
 use std::collections::BTreeMap;
@@ -43,7 +44,7 @@ async fn setup() -> Option<(OidcProvider, TestServer)> {
 }
 
 /// Starts at `path` on latchkeyd, signs in at the upstream as `login`, follows to the end.
-async fn sign_in_via(
+pub(crate) async fn sign_in_via(
     b: &HopBrowser,
     server: &TestServer,
     up: &OidcProvider,
@@ -65,7 +66,7 @@ fn csrf_of(html: &str) -> String {
 }
 
 /// POSTs a form of latchkeyd's page `page_path` (its CSRF token included), follows redirects.
-async fn submit(
+pub(crate) async fn submit(
     b: &HopBrowser,
     server: &TestServer,
     page_path: &str,
@@ -87,12 +88,12 @@ async fn submit(
     b.follow(hop, None).await
 }
 
-fn store(server: &TestServer) -> &latchkey_server::store::Store {
+pub(crate) fn store(server: &TestServer) -> &latchkey_server::store::Store {
     &server.running().state.store
 }
 
 /// Creates an account with a password on the sign-up page, signed in in `b`.
-async fn sign_up(b: &HopBrowser, server: &TestServer, email: &str) -> Hop {
+pub(crate) async fn sign_up(b: &HopBrowser, server: &TestServer, email: &str) -> Hop {
     let page = b.get(&format!("{}/signup", server.url())).await;
     let form = vec![
         ("csrf".to_owned(), csrf_of(&page.body)),
@@ -684,6 +685,7 @@ async fn organization_sso_adds_members_and_can_be_required() {
     };
     let mut settings = with_upstreams(vec![("corp", corp(&up.issuer))]);
     settings.org_sso_allow_private_networks = Some(true);
+    settings.secret_key = Some(ClientSecret::new(TEST_SECRET_KEY));
     let server = TestServer::start_with(settings).await;
     // Before Acme sets anything up: Bob has a password account at acme.test and a CLI
     // session; Pat signed up through Corp ID; Quinn has a password and linked Corp ID
@@ -780,6 +782,18 @@ async fn organization_sso_adds_members_and_can_be_required() {
         !page.body.contains(UPSTREAM_CLIENT_SECRET),
         "the secret is never shown again"
     );
+    let acme = store(&server).org("acme").await.unwrap().unwrap();
+    let sealed = store(&server)
+        .org_sso(&acme.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .client_secret
+        .unwrap();
+    assert!(
+        sealed.starts_with("lks1.") && !sealed.contains(UPSTREAM_CLIENT_SECRET),
+        "the database holds the secret sealed, not as given"
+    );
     let page = submit(
         &owner,
         &server,
@@ -793,7 +807,6 @@ async fn organization_sso_adds_members_and_can_be_required() {
         "{}",
         page.body
     );
-    let acme = store(&server).org("acme").await.unwrap().unwrap();
     // Before verification the domain routes nowhere.
     let page = submit(
         &HopBrowser::new(),
@@ -1233,6 +1246,7 @@ async fn domains_are_verified_by_a_dns_txt_record() {
     let server = TestServer::start_with(Settings {
         dns_resolvers: Some(vec![dns.addr.to_string()]),
         org_sso_allow_private_networks: Some(true),
+        secret_key: Some(ClientSecret::new(TEST_SECRET_KEY)),
         ..Settings::default()
     })
     .await;

@@ -16,6 +16,7 @@ mod keys;
 mod limits;
 mod methods;
 mod ops;
+mod org_secrets;
 mod orgs;
 mod pages;
 mod replicas;
