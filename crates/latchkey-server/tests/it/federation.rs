@@ -92,6 +92,16 @@ pub(crate) fn store(server: &TestServer) -> &latchkey_server::store::Store {
     &server.running().state.store
 }
 
+/// The organization's client secret as the database holds it.
+pub(crate) async fn stored_secret(server: &TestServer, org_id: &str) -> Option<String> {
+    store(server)
+        .org_sso(org_id)
+        .await
+        .unwrap()
+        .expect("the organization has SSO")
+        .client_secret
+}
+
 /// Creates an account with a password on the sign-up page, signed in in `b`.
 pub(crate) async fn sign_up(b: &HopBrowser, server: &TestServer, email: &str) -> Hop {
     let page = b.get(&format!("{}/signup", server.url())).await;
@@ -783,13 +793,7 @@ async fn organization_sso_adds_members_and_can_be_required() {
         "the secret is never shown again"
     );
     let acme = store(&server).org("acme").await.unwrap().unwrap();
-    let sealed = store(&server)
-        .org_sso(&acme.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .client_secret
-        .unwrap();
+    let sealed = stored_secret(&server, &acme.id).await.unwrap();
     assert!(
         sealed.starts_with("lks1.") && !sealed.contains(UPSTREAM_CLIENT_SECRET),
         "the database holds the secret sealed, not as given"

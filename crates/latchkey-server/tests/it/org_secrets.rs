@@ -2,7 +2,7 @@
 //! without one, unreadable (a clear page, not a 500) on a replica with another key, and moved
 //! to a new key by `latchkeyd secrets reseal`.
 
-use crate::federation::{sign_in_via, sign_up, store, submit};
+use crate::federation::{sign_in_via, sign_up, store, stored_secret, submit};
 use latchkey_server::config::Settings;
 use latchkey_server::federation::config::ClientSecret;
 use latchkey_server::testkit::TestServer;
@@ -82,13 +82,7 @@ async fn organization_client_secrets_are_sealed_under_the_operator_key() {
     submit(&owner, &one, "/orgs/acme", "/orgs/acme/sso", &sso_form)
         .await
         .assert_at("done=sso-saved");
-    let sealed = store(&server)
-        .org_sso(&acme.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .client_secret
-        .unwrap();
+    let sealed = stored_secret(&server, &acme.id).await.unwrap();
     assert!(
         sealed.starts_with("lks1.") && !sealed.contains(UPSTREAM_CLIENT_SECRET),
         "stored as given: {sealed}"
@@ -141,8 +135,7 @@ async fn organization_client_secrets_are_sealed_under_the_operator_key() {
         "{stderr}"
     );
     assert!(!stderr.contains(UPSTREAM_CLIENT_SECRET) && !stderr.contains(OTHER_KEY));
-    let still = store(&server).org_sso(&acme.id).await.unwrap().unwrap();
-    assert_eq!(still.client_secret.as_deref(), Some(sealed.as_str()));
+    assert_eq!(stored_secret(&server, &acme.id).await, Some(sealed.clone()));
 
     // New key first, old below: every secret moves to the new key, and then the replica
     // that has only the new key signs people in.
@@ -154,13 +147,7 @@ async fn organization_client_secrets_are_sealed_under_the_operator_key() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("1 client secrets resealed"), "{stdout}");
-    let resealed = store(&server)
-        .org_sso(&acme.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .client_secret
-        .unwrap();
+    let resealed = stored_secret(&server, &acme.id).await.unwrap();
     assert_ne!(resealed, sealed);
     sign_in_via(
         &HopBrowser::new(),
