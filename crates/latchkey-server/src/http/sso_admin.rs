@@ -311,8 +311,18 @@ pub async fn save(
             .save_org_sso(&row, keep_secret, st.now())
             .await
             .map_err(internal)?;
-        if existing.is_some() && !same_provider {
-            let n = st.store.forget_org_identities(&org.id).await.map_err(internal)?;
+        // Links made by another provider go: when the client changed, all of them; otherwise
+        // those of another issuer (also left from a provider removed before this one).
+        let keep_issuer = match &existing {
+            Some(e) if e.client_id != row.client_id => None,
+            _ => Some(row.issuer.as_str()),
+        };
+        let n = st
+            .store
+            .forget_org_identities(&org.id, keep_issuer)
+            .await
+            .map_err(internal)?;
+        if n > 0 {
             tracing::info!(org = %org.id, identities = n, "organization SSO provider changed; old links removed");
         }
         tracing::info!(org = %org.id, user = %user.id, "organization SSO saved");

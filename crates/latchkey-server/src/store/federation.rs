@@ -470,14 +470,23 @@ impl Store {
         Ok(())
     }
 
-    /// Unlinks every identity of an org's provider (its issuer or client changed: the old
-    /// subjects mean nothing at the new provider). Returns how many went.
-    pub async fn forget_org_identities(&self, org_id: &str) -> Result<u64> {
-        Ok(sqlx::query("DELETE FROM identities WHERE provider = $1")
-            .bind(format!("org:{org_id}"))
-            .execute(&self.pool)
-            .await?
-            .rows_affected())
+    /// Unlinks the identities of an org's provider that the provider now set up cannot have
+    /// made: every one when `keep_issuer` is `None` (the client changed), else those of
+    /// another issuer (subjects of an old provider mean nothing at the new one). Returns how
+    /// many went.
+    pub async fn forget_org_identities(
+        &self,
+        org_id: &str,
+        keep_issuer: Option<&str>,
+    ) -> Result<u64> {
+        Ok(sqlx::query(
+            "DELETE FROM identities WHERE provider = $1 AND (CAST($2 AS TEXT) IS NULL OR issuer <> CAST($2 AS TEXT))",
+        )
+        .bind(format!("org:{org_id}"))
+        .bind(keep_issuer)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
     /// Ends the CLI sessions and web sign-ins of every user with an address at `domain`,

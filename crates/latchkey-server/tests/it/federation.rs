@@ -1057,6 +1057,45 @@ async fn organization_sso_adds_members_and_can_be_required() {
         page.body
     );
 
+    // Removing SSO and setting the same provider up again keeps its links.
+    let owner_row = store(&server)
+        .user_by_email("owner@acme.test")
+        .await
+        .unwrap()
+        .unwrap();
+    let org_links = async || {
+        store(&server)
+            .identities_of(&owner_row.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|i| i.provider.starts_with("org:"))
+            .count()
+    };
+    assert_eq!(org_links().await, 1);
+    submit(&owner, &server, "/orgs/acme", "/orgs/acme/sso/delete", &[])
+        .await
+        .assert_at("done=sso-removed");
+    submit(
+        &owner,
+        &server,
+        "/orgs/acme",
+        "/orgs/acme/sso",
+        &[
+            ("issuer", &up.issuer),
+            ("client_id", UPSTREAM_CLIENT_ID),
+            ("client_secret", UPSTREAM_CLIENT_SECRET),
+            ("default_role", "member"),
+        ],
+    )
+    .await
+    .assert_at("done=sso-saved");
+    assert_eq!(
+        org_links().await,
+        1,
+        "the same provider again keeps its links"
+    );
+
     // Another provider (a second node-oidc-provider): the stored secret is not carried over
     // to it and the old provider's links are gone, so its subjects reach nobody by old links.
     let other = OidcProvider::start_or_skip("upstream.js").expect("a second provider");
@@ -1079,16 +1118,41 @@ async fn organization_sso_adds_members_and_can_be_required() {
         sso.client_secret.is_none(),
         "the old secret must not go to a new issuer"
     );
-    let owner_row = store(&server)
-        .user_by_email("owner@acme.test")
+    assert_eq!(org_links().await, 0, "links of the old provider are gone");
+
+    // The same after removing SSO first: links left from a removed provider go when another
+    // is set up.
+    submit(&owner, &server, "/orgs/acme", "/orgs/acme/sso/delete", &[])
         .await
-        .unwrap()
-        .unwrap();
+        .assert_at("done=sso-removed");
+    let now = server.running().state.now();
+    let provider = format!("org:{}", acme.id);
+    for (subject, issuer) in [("by-other", &other.issuer), ("by-up", &up.issuer)] {
+        store(&server)
+            .link_identity(&owner_row.id, &provider, subject, issuer, None, now)
+            .await
+            .unwrap();
+    }
+    submit(
+        &owner,
+        &server,
+        "/orgs/acme",
+        "/orgs/acme/sso",
+        &[
+            ("issuer", &up.issuer),
+            ("client_id", UPSTREAM_CLIENT_ID),
+            ("default_role", "member"),
+        ],
+    )
+    .await
+    .assert_at("done=sso-saved");
     let left = store(&server).identities_of(&owner_row.id).await.unwrap();
-    assert!(
-        left.iter().all(|i| !i.provider.starts_with("org:")),
-        "{left:?}"
-    );
+    let subjects: Vec<&str> = left
+        .iter()
+        .filter(|i| i.provider == provider)
+        .map(|i| i.subject.as_str())
+        .collect();
+    assert_eq!(subjects, ["by-up"], "{left:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
