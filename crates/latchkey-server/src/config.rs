@@ -696,6 +696,14 @@ fn sealing_keys(
             ));
         }
         (Some(k), None) => k.expose().to_owned(),
+        (None, Some(path)) if SealingKeys::parse(&path.to_string_lossy()).is_ok() => {
+            // The key itself where its file's name belongs: say so without printing it.
+            return Err(invalid(
+                "secret_key_file",
+                "this is a key, not a file name: write the key into a file and name that file, \
+                 or give the key in LATCHKEYD_SECRET_KEY",
+            ));
+        }
         (None, Some(path)) => std::fs::read_to_string(&path).map_err(|e| {
             invalid(
                 "secret_key_file",
@@ -936,6 +944,16 @@ mod tests {
         assert!(
             missing.contains("cannot read /nonexistent/latchkey.key"),
             "{missing}"
+        );
+        let misplaced = Config::from_settings(Settings {
+            secret_key_file: Some(key.into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            misplaced.contains("not a file name") && !misplaced.contains(key),
+            "{misplaced}"
         );
     }
 }

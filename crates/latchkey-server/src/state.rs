@@ -237,9 +237,9 @@ impl AppState {
         }
     }
 
-    /// Runs the configured invite hook (if any) to deliver an invitation. Failures are logged
-    /// (without the link, which is a secret) and do not fail the invitation: the inviter is
-    /// shown the link either way.
+    /// Runs the configured invite hook (if any) to deliver an invitation, in the environment
+    /// of [`hook_environment`]. Failures are logged (without the link, which is a secret) and
+    /// do not fail the invitation: the inviter is shown the link either way.
     pub async fn run_invite_hook(&self, email: &str, org: &str, role: &str, link: &str) {
         let Some(program) = self.config.invite_hook.clone() else {
             return;
@@ -252,6 +252,8 @@ impl AppState {
         );
         let result = tokio::task::spawn_blocking(move || {
             std::process::Command::new(&program)
+                .env_clear()
+                .envs(hook_environment(std::env::vars_os()))
                 .env("LATCHKEY_INVITE_EMAIL", email)
                 .env("LATCHKEY_INVITE_ORG", org)
                 .env("LATCHKEY_INVITE_ROLE", role)
@@ -292,5 +294,48 @@ impl AppState {
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| HashError::Failed(e.to_string()))
+    }
+}
+
+/// The part of latchkeyd's environment a hook program gets: what a program needs to run
+/// (`PATH`, `HOME`, locale, time zone, temporary directory, user), never latchkeyd's settings
+/// and secrets (`LATCHKEYD_SECRET_KEY`, the database URL, upstream client secrets, whatever
+/// variable `client_secret_env` names).
+pub fn hook_environment(
+    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    const KEEP: [&str; 8] = [
+        "PATH", "HOME", "LANG", "TZ", "TMPDIR", "USER", "LOGNAME", "SHELL",
+    ];
+    vars.filter(|(k, _)| {
+        k.to_str()
+            .is_some_and(|k| KEEP.contains(&k) || k.starts_with("LC_"))
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+
+    #[test]
+    fn hooks_get_no_settings_or_secrets() {
+        let vars = [
+            ("PATH", "/usr/bin"),
+            ("HOME", "/var/lib/latchkeyd"),
+            ("LC_ALL", "C.UTF-8"),
+            ("LATCHKEYD_SECRET_KEY", "00ff"),
+            ("LATCHKEYD_DATABASE_URL", "postgres://u:pw@db/latchkey"),
+            ("LATCHKEYD_UPSTREAM_GOOGLE_CLIENT_SECRET", "g-secret"),
+            ("GOOGLE_CLIENT_SECRET", "g-secret"),
+            ("AWS_SECRET_ACCESS_KEY", "aws"),
+        ]
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        let kept: Vec<String> = hook_environment(vars.into_iter())
+            .into_iter()
+            .map(|(k, _)| k.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(kept, ["PATH", "HOME", "LC_ALL"]);
     }
 }

@@ -49,13 +49,16 @@ pub enum SealError {
 
 impl SealingKeys {
     /// Parses one or more keys separated by commas, spaces or new lines (a key file may hold
-    /// the new key on its first line and the old ones below). Each key is 32 bytes written as
-    /// 64 hexadecimal characters or as base64 (`latchkeyd secrets generate-key` makes one).
-    /// Errors name the position of a bad key, never its text.
+    /// the new key on its first line and the old ones below; `#` starts a comment to the end
+    /// of the line). Each key is 32 bytes written as 64 hexadecimal characters or as base64
+    /// (`latchkeyd secrets generate-key` makes one). Errors name the position of a bad key,
+    /// never its text.
     pub fn parse(text: &str) -> Result<SealingKeys, String> {
         let mut keys: Vec<SealingKey> = Vec::new();
         for (i, raw) in text
-            .split(|c: char| c == ',' || c.is_whitespace())
+            .lines()
+            .map(|line| line.split('#').next().unwrap_or(""))
+            .flat_map(|line| line.split(|c: char| c == ',' || c.is_whitespace()))
             .filter(|s| !s.is_empty())
             .enumerate()
         {
@@ -246,7 +249,7 @@ mod tests {
     fn rotation_seals_with_the_first_key_and_opens_with_any() {
         let old = SealingKeys::parse(K1).unwrap();
         let sealed_old = old.seal("s", "c").unwrap();
-        let both = SealingKeys::parse(&format!("{}\n{K1}\n", k2())).unwrap();
+        let both = SealingKeys::parse(&format!("# new, 2026-12\n{}\n{K1}  # old\n", k2())).unwrap();
         assert_eq!(both.ids().len(), 2);
         assert_eq!(both.open(&sealed_old, "c").unwrap(), "s");
         assert!(!both.is_current(&sealed_old));

@@ -295,7 +295,7 @@ async fn resolve(ctx: &WebCtx, named: Named) -> Result<Source, Response> {
             Err(OrgSourceError::Secret(_)) => Err(ctx.message_link(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Single sign-on is not available",
-                "This organization's single sign-on cannot be used right now: its client secret was saved under a key this server no longer has. An owner of the organization must enter the client secret again on the organization's page; until then, sign in another way.",
+                "This organization's single sign-on cannot be used right now: its client secret was saved under a key this server no longer has. An owner of the organization must enter the client secret again on the organization's page, or the server's operator must restore the key. If you have a password or another linked sign-in, you can use it meanwhile.",
                 "/signin",
                 "Back to sign-in",
             )),

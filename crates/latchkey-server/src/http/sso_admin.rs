@@ -256,6 +256,11 @@ pub async fn save(
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_owned);
+        // "No client secret": forget the saved one and become a public client (PKCE only).
+        let no_secret = form.get("no_secret") == Some("on");
+        if no_secret && secret.is_some() {
+            return Err(bad("Enter a client secret or tick \u{201c}No client secret\u{201d}, not both.".into()));
+        }
         let default_role = form.get("default_role").unwrap_or("member");
         let default_role = Role::parse(default_role)
             .filter(|r| *r != Role::Owner && roles::may_invite(role, *r))
@@ -266,10 +271,10 @@ pub async fn save(
         let same_provider = existing
             .as_ref()
             .is_some_and(|e| e.issuer == issuer && e.client_id == client_id);
-        let keep_secret = same_provider && secret.is_none();
+        let keep_secret = same_provider && secret.is_none() && !no_secret;
         let probe_secret = match (&existing, keep_secret) {
             (Some(e), true) => open_org_secret(&st, e).map_err(|_| {
-                bad("The stored client secret cannot be read: it was saved under a key this server no longer has. Enter the client secret again.".into())
+                bad("The stored client secret cannot be read: it was saved under a key this server no longer has. Enter the client secret again, or tick \u{201c}No client secret\u{201d} for a public client.".into())
             })?,
             _ => secret.clone().map(ClientSecret::new),
         };

@@ -472,7 +472,8 @@ impl Store {
 
     /// Unlinks the identities of an org's provider that the provider now set up cannot have
     /// made: every one when `keep_issuer` is `None` (the client changed), else those of
-    /// another issuer (subjects of an old provider mean nothing at the new one). Returns how
+    /// another issuer (subjects of an old provider mean nothing at the new one). Links keep the
+    /// ID token's `iss` as sent, so a trailing `/` does not make another issuer. Returns how
     /// many went.
     pub async fn forget_org_identities(
         &self,
@@ -480,7 +481,8 @@ impl Store {
         keep_issuer: Option<&str>,
     ) -> Result<u64> {
         Ok(sqlx::query(
-            "DELETE FROM identities WHERE provider = $1 AND (CAST($2 AS TEXT) IS NULL OR issuer <> CAST($2 AS TEXT))",
+            "DELETE FROM identities WHERE provider = $1 AND (CAST($2 AS TEXT) IS NULL \
+             OR RTRIM(issuer, '/') <> RTRIM(CAST($2 AS TEXT), '/'))",
         )
         .bind(format!("org:{org_id}"))
         .bind(keep_issuer)
@@ -544,12 +546,16 @@ impl Store {
     }
 
     /// Creates or replaces an org's SSO settings. With `keep_secret`, a `None` secret keeps the
-    /// stored one; without, the row's secret (maybe none) replaces it.
+    /// stored one, if the stored row is still for the same issuer and client (another owner may
+    /// have saved another provider meanwhile); without, the row's secret (maybe none) replaces
+    /// it.
     pub async fn save_org_sso(&self, row: &OrgSsoRow, keep_secret: bool, now: i64) -> Result<()> {
         let sql = if keep_secret {
             "INSERT INTO org_sso (org_id, issuer, client_id, client_secret, default_role, require_sso, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (org_id) DO UPDATE SET issuer = $2, client_id = $3, \
-             client_secret = COALESCE($4, org_sso.client_secret), default_role = $5, require_sso = $6, updated_at = $7"
+             client_secret = CASE WHEN org_sso.issuer = $2 AND org_sso.client_id = $3 \
+             THEN COALESCE($4, org_sso.client_secret) ELSE $4 END, \
+             default_role = $5, require_sso = $6, updated_at = $7"
         } else {
             "INSERT INTO org_sso (org_id, issuer, client_id, client_secret, default_role, require_sso, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (org_id) DO UPDATE SET issuer = $2, client_id = $3, \

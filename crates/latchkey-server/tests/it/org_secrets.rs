@@ -163,6 +163,32 @@ async fn organization_client_secrets_are_sealed_under_the_operator_key() {
         String::from_utf8_lossy(&out.stdout).contains("0 client secrets resealed"),
         "a second run has nothing to do"
     );
+
+    // "No client secret" forgets the saved one (and cannot be ticked with a new secret).
+    let mut public = sso_form.to_vec();
+    public.push(("no_secret", "on"));
+    let page = submit(&owner, &two, "/orgs/acme", "/orgs/acme/sso", &public).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    public.retain(|(k, _)| *k != "client_secret");
+    submit(&owner, &two, "/orgs/acme", "/orgs/acme/sso", &public)
+        .await
+        .assert_at("done=sso-saved");
+    assert_eq!(stored_secret(&server, &acme.id).await, None);
+
+    // Keeping the saved secret keeps it only for the provider it was entered for, even when
+    // another save changed the provider in between.
+    submit(&owner, &two, "/orgs/acme", "/orgs/acme/sso", &sso_form)
+        .await
+        .assert_at("done=sso-saved");
+    assert!(stored_secret(&server, &acme.id).await.is_some());
+    let mut stale = store(&server).org_sso(&acme.id).await.unwrap().unwrap();
+    stale.issuer = "https://another.example".into();
+    stale.client_secret = None;
+    store(&server)
+        .save_org_sso(&stale, true, server.running().state.now())
+        .await
+        .unwrap();
+    assert_eq!(stored_secret(&server, &acme.id).await, None);
 }
 
 #[test]
