@@ -208,11 +208,10 @@ pub fn personal_org_slug(email: Option<&str>) -> String {
         .collect();
     let base = base.trim_matches('-');
     let base = if base.is_empty() { "user" } else { base };
-    let suffix: String = random_bytes::<4>()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{base}-{suffix}")
+    format!(
+        "{base}-{}",
+        crate::domain::secrets::hex(&random_bytes::<4>())
+    )
 }
 
 #[cfg(test)]

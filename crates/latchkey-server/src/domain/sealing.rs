@@ -17,7 +17,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use sha2::{Digest, Sha256};
 
-use crate::domain::secrets::random_bytes;
+use crate::domain::secrets::{hex, random_bytes};
 
 /// What sealed text starts with.
 const PREFIX: &str = "lks1.";
@@ -117,10 +117,7 @@ impl SealingKeys {
 
     /// Opens text made by [`seal`](Self::seal) with the same `context`.
     pub fn open(&self, sealed: &str, context: &str) -> Result<String, SealError> {
-        let (id, body) = sealed
-            .strip_prefix(PREFIX)
-            .and_then(|rest| rest.split_once('.'))
-            .ok_or(SealError::Corrupt)?;
+        let (id, body) = parts(sealed).ok_or(SealError::Corrupt)?;
         if self.keys.is_empty() {
             return Err(SealError::NoKey);
         }
@@ -147,12 +144,9 @@ impl SealingKeys {
 
     /// Whether `sealed` was sealed with the current (first) key.
     pub fn is_current(&self, sealed: &str) -> bool {
-        self.keys.first().is_some_and(|k| {
-            sealed
-                .strip_prefix(PREFIX)
-                .and_then(|rest| rest.split_once('.'))
-                .is_some_and(|(id, _)| id == k.id)
-        })
+        self.keys
+            .first()
+            .is_some_and(|k| parts(sealed).is_some_and(|(id, _)| id == k.id))
     }
 }
 
@@ -172,6 +166,11 @@ pub fn generate_key() -> String {
 /// What binds a sealed client secret to its organization and provider.
 pub fn org_sso_context(org_id: &str, issuer: &str, client_id: &str) -> String {
     format!("org_sso\0{org_id}\0{issuer}\0{client_id}")
+}
+
+/// The key id and body of sealed text.
+fn parts(sealed: &str) -> Option<(&str, &str)> {
+    sealed.strip_prefix(PREFIX)?.split_once('.')
 }
 
 fn decode_key(raw: &str) -> Option<[u8; 32]> {
@@ -194,10 +193,6 @@ fn key_id(key: &[u8]) -> String {
         .chain_update(key)
         .finalize();
     hex(&digest[..4])
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -110,9 +110,7 @@ pub fn looks_like_refresh_token(s: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
+    use crate::domain::secrets::hex;
 
     #[test]
     fn hmac_rfc4231_vectors() {

@@ -325,11 +325,8 @@ pub fn slugify(name: &str) -> String {
     let s = s.trim_end_matches('-');
     match s.len() {
         0 => {
-            let suffix: String = crate::domain::secrets::random_bytes::<4>()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            format!("org-{suffix}")
+            use crate::domain::secrets::{hex, random_bytes};
+            format!("org-{}", hex(&random_bytes::<4>()))
         }
         1 => format!("org-{s}"),
         _ => s.to_owned(),

@@ -92,6 +92,25 @@ pub(crate) fn store(server: &TestServer) -> &latchkey_server::store::Store {
     &server.running().state.store
 }
 
+/// Saves `slug`'s SSO form as its owner `b`: `issuer`, the test client, `secret` (none: a
+/// public client) and new members as `member`.
+pub(crate) async fn save_org_sso(
+    b: &HopBrowser,
+    server: &TestServer,
+    slug: &str,
+    issuer: &str,
+    secret: Option<&str>,
+) -> Hop {
+    let mut form = vec![
+        ("issuer", issuer),
+        ("client_id", UPSTREAM_CLIENT_ID),
+        ("default_role", "member"),
+    ];
+    form.extend(secret.map(|s| ("client_secret", s)));
+    let page = format!("/orgs/{slug}");
+    submit(b, server, &page, &format!("{page}/sso"), &form).await
+}
+
 /// The organization's client secret as the database holds it.
 pub(crate) async fn stored_secret(server: &TestServer, org_id: &str) -> Option<String> {
     store(server)
@@ -774,17 +793,12 @@ async fn organization_sso_adds_members_and_can_be_required() {
     .await;
     assert_eq!(page.status, 400, "{}", page.body);
     assert!(page.body.contains("Could not use"), "{}", page.body);
-    let page = submit(
+    let page = save_org_sso(
         &owner,
         &server,
-        "/orgs/acme",
-        "/orgs/acme/sso",
-        &[
-            ("issuer", &up.issuer),
-            ("client_id", UPSTREAM_CLIENT_ID),
-            ("client_secret", UPSTREAM_CLIENT_SECRET),
-            ("default_role", "member"),
-        ],
+        "acme",
+        &up.issuer,
+        Some(UPSTREAM_CLIENT_SECRET),
     )
     .await;
     page.assert_at("done=sso-saved");
@@ -1076,17 +1090,12 @@ async fn organization_sso_adds_members_and_can_be_required() {
     submit(&owner, &server, "/orgs/acme", "/orgs/acme/sso/delete", &[])
         .await
         .assert_at("done=sso-removed");
-    submit(
+    save_org_sso(
         &owner,
         &server,
-        "/orgs/acme",
-        "/orgs/acme/sso",
-        &[
-            ("issuer", &up.issuer),
-            ("client_id", UPSTREAM_CLIENT_ID),
-            ("client_secret", UPSTREAM_CLIENT_SECRET),
-            ("default_role", "member"),
-        ],
+        "acme",
+        &up.issuer,
+        Some(UPSTREAM_CLIENT_SECRET),
     )
     .await
     .assert_at("done=sso-saved");
@@ -1099,18 +1108,7 @@ async fn organization_sso_adds_members_and_can_be_required() {
     // Another provider (a second node-oidc-provider): the stored secret is not carried over
     // to it and the old provider's links are gone, so its subjects reach nobody by old links.
     let other = OidcProvider::start_or_skip("upstream.js").expect("a second provider");
-    let page = submit(
-        &owner,
-        &server,
-        "/orgs/acme",
-        "/orgs/acme/sso",
-        &[
-            ("issuer", &other.issuer),
-            ("client_id", UPSTREAM_CLIENT_ID),
-            ("default_role", "member"),
-        ],
-    )
-    .await;
+    let page = save_org_sso(&owner, &server, "acme", &other.issuer, None).await;
     page.assert_at("done=sso-saved");
     let sso = store(&server).org_sso(&acme.id).await.unwrap().unwrap();
     assert_eq!(sso.issuer, other.issuer);
@@ -1138,19 +1136,9 @@ async fn organization_sso_adds_members_and_can_be_required() {
             .await
             .unwrap();
     }
-    submit(
-        &owner,
-        &server,
-        "/orgs/acme",
-        "/orgs/acme/sso",
-        &[
-            ("issuer", &up.issuer),
-            ("client_id", UPSTREAM_CLIENT_ID),
-            ("default_role", "member"),
-        ],
-    )
-    .await
-    .assert_at("done=sso-saved");
+    save_org_sso(&owner, &server, "acme", &up.issuer, None)
+        .await
+        .assert_at("done=sso-saved");
     let left = store(&server).identities_of(&owner_row.id).await.unwrap();
     let subjects: Vec<&str> = left
         .iter()

@@ -2,7 +2,7 @@
 //! without one, unreadable (a clear page, not a 500) on a replica with another key, and moved
 //! to a new key by `latchkeyd secrets reseal`.
 
-use crate::federation::{sign_in_via, sign_up, store, stored_secret, submit};
+use crate::federation::{save_org_sso, sign_in_via, sign_up, store, stored_secret, submit};
 use latchkey_server::config::Settings;
 use latchkey_server::federation::config::ClientSecret;
 use latchkey_server::testkit::TestServer;
@@ -53,12 +53,6 @@ async fn organization_client_secrets_are_sealed_under_the_operator_key() {
     .await
     .assert_at("/orgs/acme");
     let acme = store(&server).org("acme").await.unwrap().unwrap();
-    let sso_form = [
-        ("issuer", up.issuer.as_str()),
-        ("client_id", UPSTREAM_CLIENT_ID),
-        ("client_secret", UPSTREAM_CLIENT_SECRET),
-        ("default_role", "member"),
-    ];
 
     // Without a key the server keeps no client secret: the page says so, the form refuses one.
     let page = owner.get(&format!("{}/orgs/acme", server.url())).await;
@@ -67,7 +61,14 @@ async fn organization_client_secrets_are_sealed_under_the_operator_key() {
         "{}",
         page.body
     );
-    let page = submit(&owner, &server, "/orgs/acme", "/orgs/acme/sso", &sso_form).await;
+    let page = save_org_sso(
+        &owner,
+        &server,
+        "acme",
+        &up.issuer,
+        Some(UPSTREAM_CLIENT_SECRET),
+    )
+    .await;
     assert_eq!(page.status, 400, "{}", page.body);
     assert!(
         page.body.contains("cannot store client secrets"),
@@ -79,9 +80,15 @@ async fn organization_client_secrets_are_sealed_under_the_operator_key() {
     // With a key (a replica on the same database; the browser's session works there too) the
     // secret is stored sealed, and signing in through the provider works.
     let one = server.replica_with(keyed(Some(TEST_SECRET_KEY))).await;
-    submit(&owner, &one, "/orgs/acme", "/orgs/acme/sso", &sso_form)
-        .await
-        .assert_at("done=sso-saved");
+    save_org_sso(
+        &owner,
+        &one,
+        "acme",
+        &up.issuer,
+        Some(UPSTREAM_CLIENT_SECRET),
+    )
+    .await
+    .assert_at("done=sso-saved");
     let sealed = stored_secret(&server, &acme.id).await.unwrap();
     assert!(
         sealed.starts_with("lks1.") && !sealed.contains(UPSTREAM_CLIENT_SECRET),
@@ -165,8 +172,13 @@ async fn organization_client_secrets_are_sealed_under_the_operator_key() {
     );
 
     // "No client secret" forgets the saved one (and cannot be ticked with a new secret).
-    let mut public = sso_form.to_vec();
-    public.push(("no_secret", "on"));
+    let mut public = vec![
+        ("issuer", up.issuer.as_str()),
+        ("client_id", UPSTREAM_CLIENT_ID),
+        ("client_secret", UPSTREAM_CLIENT_SECRET),
+        ("default_role", "member"),
+        ("no_secret", "on"),
+    ];
     let page = submit(&owner, &two, "/orgs/acme", "/orgs/acme/sso", &public).await;
     assert_eq!(page.status, 400, "{}", page.body);
     public.retain(|(k, _)| *k != "client_secret");
@@ -177,9 +189,15 @@ async fn organization_client_secrets_are_sealed_under_the_operator_key() {
 
     // Keeping the saved secret keeps it only for the provider it was entered for, even when
     // another save changed the provider in between.
-    submit(&owner, &two, "/orgs/acme", "/orgs/acme/sso", &sso_form)
-        .await
-        .assert_at("done=sso-saved");
+    save_org_sso(
+        &owner,
+        &two,
+        "acme",
+        &up.issuer,
+        Some(UPSTREAM_CLIENT_SECRET),
+    )
+    .await
+    .assert_at("done=sso-saved");
     assert!(stored_secret(&server, &acme.id).await.is_some());
     let mut stale = store(&server).org_sso(&acme.id).await.unwrap().unwrap();
     stale.issuer = "https://another.example".into();
